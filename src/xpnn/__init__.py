@@ -1,0 +1,37 @@
+"""xpnn: hand-derived neural-network layers on any array-API backend.
+
+Every layer is a pair of pure functions written once against the Python array API
+standard: ``forward(...) -> (out, cache)`` and ``backward(dout, cache) -> grads``. Pass
+NumPy, CuPy, JAX or PyTorch arrays; results come back in the same library, on the same
+device, in the same dtype.
+"""
+
+__version__ = "0.1.0"
+
+from ._backend import BACKENDS, get_backend, get_namespace, to_backend, to_numpy, use_backend
+from .gradient_check import (
+    eval_numerical_gradient,
+    eval_numerical_gradient_array,
+    grad_check_sparse,
+    rel_error,
+)
+from .layer_utils import *  # noqa: F403
+from .layer_utils import __all__ as _sandwich_names
+from .layers import *  # noqa: F403
+from .layers import __all__ as _layer_names
+
+__all__ = [
+    "BACKENDS",
+    "__version__",
+    "eval_numerical_gradient",
+    "eval_numerical_gradient_array",
+    "get_backend",
+    "get_namespace",
+    "grad_check_sparse",
+    "rel_error",
+    "to_backend",
+    "to_numpy",
+    "use_backend",
+    *_layer_names,
+    *_sandwich_names,
+]

@@ -1,0 +1,254 @@
+"""Backend lookup: which array library a call runs on, and moving arrays between them.
+
+The namespace of a layer call always comes from its array arguments. The *selected*
+backend (:func:`use_backend`) only matters to code that creates arrays from nothing:
+models, the solver, data loaders and :func:`to_backend` with no explicit target.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import importlib
+from collections.abc import Mapping
+from types import ModuleType
+from typing import Any
+
+import array_api_compat
+import numpy as np
+
+__all__ = [
+    "BACKENDS",
+    "array_namespace",
+    "backend_name",
+    "device_of",
+    "get_backend",
+    "get_namespace",
+    "to_backend",
+    "to_numpy",
+    "use_backend",
+]
+
+#: Backend name -> (module that provides its arrays, pip extra that installs it).
+_BACKEND_MODULES: dict[str, tuple[str, str]] = {
+    "numpy": ("numpy", ""),
+    "jax": ("jax.numpy", "jax"),
+    "torch": ("torch", "torch"),
+    "cupy": ("cupy", "cupy"),
+    "array_api_strict": ("array_api_strict", "strict"),
+}
+BACKENDS: tuple[str, ...] = tuple(_BACKEND_MODULES)
+
+_selected: contextvars.ContextVar[str] = contextvars.ContextVar("xpnn_backend", default="numpy")
+
+
+def _check_name(name: str) -> str:
+    if not isinstance(name, str) or name not in _BACKEND_MODULES:
+        raise ValueError(
+            f"backend must be one of {', '.join(repr(b) for b in BACKENDS)}; got {name!r}"
+        )
+    return name
+
+
+def get_namespace(name: str | None = None) -> ModuleType:
+    """The array-API namespace of backend ``name`` (default: the selected backend).
+
+    Parameters
+    ----------
+    name : str, optional
+        One of :data:`BACKENDS`. ``None`` means :func:`get_backend`.
+
+    Returns
+    -------
+    module
+        The array-API-compatible namespace (``array_api_compat.numpy``, ``jax.numpy``,
+        ``array_api_compat.torch``, ``array_api_compat.cupy`` or ``array_api_strict``).
+
+    Raises
+    ------
+    ValueError
+        ``name`` is not a known backend.
+    ImportError
+        The backend is not installed; the message says which extra installs it.
+    """
+    name = _check_name(get_backend() if name is None else name)
+    module_name, extra = _BACKEND_MODULES[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise ImportError(
+            f"backend {name!r} needs the {module_name.split('.')[0]!r} package, which is not "
+            f"installed; install it with: pip install 'xpnn[{extra}]'"
+        ) from err
+    if name == "cupy":
+        _require_cuda_device(module)
+    return array_api_compat.array_namespace(module.asarray([0.0]))
+
+
+def _require_cuda_device(cupy: ModuleType) -> None:
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as err:  # CUDARuntimeError when there is no driver at all
+        raise RuntimeError(f"backend 'cupy' needs a CUDA device, and none is usable: {err}")
+    if count < 1:
+        raise RuntimeError("backend 'cupy' needs a CUDA device, and none was found")
+
+
+class _BackendSetting:
+    """What :func:`use_backend` returns: the setting is made at once; ``with`` undoes it."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self._token = _selected.set(name)
+
+    def __enter__(self) -> str:
+        return self.name
+
+    def __exit__(self, *exc: object) -> None:
+        _selected.reset(self._token)
+
+    def __repr__(self) -> str:
+        return f"use_backend({self.name!r})"
+
+
+def use_backend(name: str) -> _BackendSetting:
+    """Select the backend that array-creating code uses.
+
+    Works as a setter (``xpnn.use_backend("jax")``) and as a context manager
+    (``with xpnn.use_backend("torch"): ...``), which restores the previous backend on exit.
+    The backend is checked for availability at once.
+
+    Parameters
+    ----------
+    name : {'numpy', 'jax', 'torch', 'cupy', 'array_api_strict'}
+    """
+    get_namespace(name)  # fail now, with the install hint, rather than at first use
+    return _BackendSetting(name)
+
+
+def get_backend() -> str:
+    """Name of the selected backend (``'numpy'`` unless :func:`use_backend` changed it)."""
+    return _selected.get()
+
+
+def backend_name(array: Any) -> str:
+    """Name of the backend an array belongs to, or ``'python'`` for a non-array."""
+    if array_api_compat.is_numpy_array(array):
+        return "numpy"
+    if array_api_compat.is_jax_array(array):
+        return "jax"
+    if array_api_compat.is_torch_array(array):
+        return "torch"
+    if array_api_compat.is_cupy_array(array):
+        return "cupy"
+    if array_api_compat.is_array_api_strict_namespace(_namespace_or_none(array)):
+        return "array_api_strict"
+    if array_api_compat.is_array_api_obj(array):
+        return type(array).__module__.split(".")[0]
+    return "python"
+
+
+def _namespace_or_none(array: Any) -> ModuleType | None:
+    try:
+        return array_api_compat.array_namespace(array)
+    except TypeError:
+        return None
+
+
+def device_of(array: Any) -> Any:
+    """The device of ``array`` (``None`` for a JAX tracer inside ``jax.jit``)."""
+    return array_api_compat.device(array)
+
+
+def array_namespace(*arrays: Any, **named_arrays: Any) -> ModuleType:
+    """The array-API namespace shared by the given arrays.
+
+    Python scalars and ``None`` are ignored. Give the arrays as keywords to have errors
+    name them: ``array_namespace(x=x, w=w, b=b)``.
+
+    Raises
+    ------
+    TypeError
+        The arrays come from different libraries, or none of them is an array.
+    ValueError
+        The arrays live on different devices.
+    """
+    items = [(f"argument {i}", a) for i, a in enumerate(arrays)] + list(named_arrays.items())
+    items = [(n, a) for n, a in items if array_api_compat.is_array_api_obj(a)]
+    if not items:
+        raise TypeError("expected at least one array argument; got none")
+    backends = {backend_name(a) for _, a in items}
+    if len(backends) > 1:
+        desc = ", ".join(f"{n} is a {backend_name(a)} array" for n, a in items)
+        raise TypeError(f"arrays from different backends in one call: {desc}")
+    first_name, first = items[0]
+    first_device = device_of(first)
+    for name, a in items[1:]:
+        dev = device_of(a)
+        if first_device is not None and dev is not None and dev != first_device:
+            raise ValueError(
+                f"arrays on different devices in one call: {first_name} is on {first_device}, "
+                f"{name} is on {dev}"
+            )
+    return array_api_compat.array_namespace(*(a for _, a in items))
+
+
+def to_numpy(array: Any) -> np.ndarray:
+    """Copy an array of any backend to a NumPy array on the host (an explicit transfer)."""
+    name = backend_name(array)
+    if name == "numpy":
+        return array
+    if name == "cupy":
+        return array.get()
+    if name == "torch":
+        return array.detach().cpu().numpy()
+    if name == "array_api_strict":
+        return np.from_dlpack(array)
+    return np.asarray(array)
+
+
+def to_backend(obj: Any, backend: str | None = None, device: Any = None) -> Any:
+    """Move arrays, and dicts, lists and tuples of arrays, to another backend.
+
+    Parameters
+    ----------
+    obj : array, Mapping, list, tuple, or anything else
+        Arrays are converted; containers are rebuilt with their contents converted;
+        everything else (Python numbers, strings, ``None``) is returned unchanged.
+    backend : str, optional
+        Target backend; default :func:`get_backend`.
+    device : optional
+        Target device in the target library's terms (``'cuda:1'`` for torch, a
+        ``jax.Device``, ``array_api_strict.Device('device1')``). ``None``: the library's
+        default device.
+
+    Returns
+    -------
+    The same structure, holding arrays of the target backend. Dtypes are kept.
+
+    Notes
+    -----
+    Moving between two libraries goes through host memory (NumPy): this is the explicit,
+    user-requested transfer that the layers themselves never make.
+    """
+    name = _check_name(get_backend() if backend is None else backend)
+    xp = get_namespace(name)
+    return _convert(obj, name, xp, device)
+
+
+def _convert(obj: Any, name: str, xp: ModuleType, device: Any) -> Any:
+    if isinstance(obj, Mapping):
+        return type(obj)((k, _convert(v, name, xp, device)) for k, v in obj.items())
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):  # namedtuple
+        return type(obj)(*(_convert(v, name, xp, device) for v in obj))
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_convert(v, name, xp, device) for v in obj)
+    if not array_api_compat.is_array_api_obj(obj):
+        return obj
+    if backend_name(obj) == name:
+        if device is None or device_of(obj) == device:
+            return obj
+        return array_api_compat.to_device(obj, device)
+    host = to_numpy(obj)
+    if device is None:
+        return xp.asarray(host)
+    return xp.asarray(host, device=device)

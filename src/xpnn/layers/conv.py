@@ -1,0 +1,265 @@
+"""2-d convolution (cross-correlation, as in every deep-learning library), NCHW layout.
+
+``out[n, f, i, j] = b[f] + sum_{c, di, dj} xpad[n, c, i*s + di, j*s + dj] * w[f, c, di, dj]``
+with ``xpad`` the input zero-padded by ``pad`` on H and W, and
+``H' = 1 + (H + 2*pad - HH) // stride`` (likewise W'). The stride must tile the padded
+input exactly. The derivation of the backward pass is in ``docs/conv_backward.md``.
+
+Two implementations with identical results:
+
+* ``conv_forward_naive`` / ``conv_backward_naive``: one Python loop per output value, the
+  textbook definition. For teaching and as a test oracle; far too slow for training.
+* ``conv_forward_fast`` / ``conv_backward_fast``: im2col built from ``HH*WW`` strided
+  slices of the padded input and one batched matrix multiply; the backward scatters the
+  column gradient back with ``HH*WW`` strided slice-adds (col2im). Python loops run over
+  kernel offsets only, never over N, C, H or W, so the same code is fast on every backend
+  and traces under ``jax.jit``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import array_api_extra as xpx
+
+from .._backend import array_namespace, device_of
+from ..gradient_check import GradCase, register_case
+from ._validate import int_param, require_ndim, require_same_dtype, require_shape, windows_out
+
+__all__ = [
+    "conv_backward_fast",
+    "conv_backward_naive",
+    "conv_forward_fast",
+    "conv_forward_naive",
+]
+
+
+def _conv_geometry(x: Any, w: Any, b: Any, conv_param: Any) -> tuple[int, int, int, int]:
+    """Validate a conv call; return ``(stride, pad, H', W')``."""
+    require_ndim("x", x, 4, "(N, C, H, W)")
+    require_ndim("w", w, 4, "(F, C, HH, WW)")
+    if w.shape[1] != x.shape[1]:
+        raise ValueError(
+            f"channel mismatch: w has {w.shape[1]} input channels (w.shape[1]) but x has "
+            f"{x.shape[1]} channels (x.shape[1]); w must have shape (F, {x.shape[1]}, HH, WW)"
+        )
+    require_shape("b", b, (w.shape[0],), "one bias per filter of w")
+    require_same_dtype("x", x, w=w, b=b)
+    stride = int_param(conv_param, "conv_param", "stride", 1)
+    pad = int_param(conv_param, "conv_param", "pad", 0)
+    _, _, h, wd = x.shape
+    _, _, hh, ww = w.shape
+    h_out = windows_out(h + 2 * pad, hh, stride, "height", "filter height", "conv_param")
+    w_out = windows_out(wd + 2 * pad, ww, stride, "width", "filter width", "conv_param")
+    return stride, pad, h_out, w_out
+
+
+def _pad_hw(xp: Any, x: Any, pad: int) -> Any:
+    if pad == 0:
+        return x
+    return xpx.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)), xp=xp)
+
+
+def window_offset_slices(
+    di: int, dj: int, stride: int, h_out: int, w_out: int
+) -> tuple[slice, slice, slice, slice]:
+    """Index of the input values that kernel offset ``(di, dj)`` meets, for every output.
+
+    ``x[window_offset_slices(di, dj, ...)]`` has shape ``(N, C, H', W')``; its
+    ``[n, c, i, j]`` entry is ``x[n, c, i*stride + di, j*stride + dj]``. The slice stops
+    are exact (no stop beyond the axis), as array-api-strict requires.
+    """
+    return (
+        slice(None),
+        slice(None),
+        slice(di, di + stride * (h_out - 1) + 1, stride),
+        slice(dj, dj + stride * (w_out - 1) + 1, stride),
+    )
+
+
+def _check_dout(dout: Any, x: Any, f: int, h_out: int, w_out: int) -> None:
+    require_shape("dout", dout, (x.shape[0], f, h_out, w_out), "the shape of the forward output")
+    require_same_dtype("x", x, dout=dout)
+
+
+# --------------------------------------------------------------------------- naive
+
+
+def conv_forward_naive(x: Any, w: Any, b: Any, conv_param: dict) -> tuple[Any, tuple]:
+    """Convolution forward pass, one loop per output value (reference implementation).
+
+    Parameters
+    ----------
+    x : array, shape (N, C, H, W)
+    w : array, shape (F, C, HH, WW)
+    b : array, shape (F,)
+    conv_param : dict
+        ``'stride'`` (int >= 1) and ``'pad'`` (int >= 0, zeros on H and W).
+
+    Returns
+    -------
+    out : array, shape (N, F, H', W')
+        ``H' = 1 + (H + 2*pad - HH) // stride``, ``W' = 1 + (W + 2*pad - WW) // stride``.
+    cache : tuple
+        ``(x, w, b, conv_param)``.
+    """
+    xp = array_namespace(x=x, w=w, b=b)
+    stride, pad, h_out, w_out = _conv_geometry(x, w, b, conv_param)
+    n_samples, f_filters = x.shape[0], w.shape[0]
+    hh, ww = w.shape[2], w.shape[3]
+    xpad = _pad_hw(xp, x, pad)
+    values = []
+    for n in range(n_samples):
+        for f in range(f_filters):
+            for i in range(h_out):
+                for j in range(w_out):
+                    window = xpad[n, :, i * stride : i * stride + hh, j * stride : j * stride + ww]
+                    values.append(xp.sum(window * w[f, ...]) + b[f])
+    if not values:
+        out = xp.zeros((n_samples, f_filters, h_out, w_out), dtype=x.dtype, device=device_of(x))
+    else:
+        out = xp.reshape(xp.stack(values), (n_samples, f_filters, h_out, w_out))
+    return out, (x, w, b, conv_param)
+
+
+def conv_backward_naive(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
+    """Convolution backward pass, one loop per output value (reference implementation).
+
+    Parameters
+    ----------
+    dout : array, shape (N, F, H', W')
+    cache : tuple
+        From :func:`conv_forward_naive`.
+
+    Returns
+    -------
+    dx : array, shape (N, C, H, W)
+    dw : array, shape (F, C, HH, WW)
+    db : array, shape (F,)
+    """
+    x, w, b, conv_param = cache
+    xp = array_namespace(dout=dout, x=x)
+    stride, pad, h_out, w_out = _conv_geometry(x, w, b, conv_param)
+    n_samples, _, h, wd = x.shape
+    f_filters, _, hh, ww = w.shape
+    _check_dout(dout, x, f_filters, h_out, w_out)
+    xpad = _pad_hw(xp, x, pad)
+    dxpad = xp.zeros(xpad.shape, dtype=x.dtype, device=device_of(x))
+    dw = xp.zeros(w.shape, dtype=w.dtype, device=device_of(w))
+    for n in range(n_samples):
+        for f in range(f_filters):
+            for i in range(h_out):
+                for j in range(w_out):
+                    rows = slice(i * stride, i * stride + hh)
+                    cols = slice(j * stride, j * stride + ww)
+                    g = dout[n, f, i, j]
+                    dxpad = xpx.at(dxpad, (n, slice(None), rows, cols)).add(w[f, ...] * g)
+                    dw = xpx.at(dw, (f, ...)).add(xpad[n, :, rows, cols] * g)
+    dx = dxpad[:, :, pad : pad + h, pad : pad + wd]
+    db = xp.sum(dout, axis=(0, 2, 3))
+    return dx, dw, db
+
+
+# --------------------------------------------------------------------------- fast
+
+
+def conv_forward_fast(x: Any, w: Any, b: Any, conv_param: dict) -> tuple[Any, tuple]:
+    """Convolution forward pass: im2col by strided slices, then one batched matmul.
+
+    Parameters
+    ----------
+    x : array, shape (N, C, H, W)
+    w : array, shape (F, C, HH, WW)
+    b : array, shape (F,)
+    conv_param : dict
+        ``'stride'`` (int >= 1) and ``'pad'`` (int >= 0, zeros on H and W).
+
+    Returns
+    -------
+    out : array, shape (N, F, H', W')
+    cache : tuple
+        ``(x, w, b, conv_param, cols)`` with ``cols`` the im2col matrix of shape
+        ``(N, C*HH*WW, H'*W')`` (kept so the backward needs no second im2col).
+    """
+    xp = array_namespace(x=x, w=w, b=b)
+    stride, pad, h_out, w_out = _conv_geometry(x, w, b, conv_param)
+    n_samples, channels = x.shape[0], x.shape[1]
+    f_filters, _, hh, ww = w.shape
+    xpad = _pad_hw(xp, x, pad)
+    # cols[n, (c, di, dj), (i, j)] = xpad[n, c, i*s + di, j*s + dj]; the (c, di, dj)
+    # order matches w.reshape(F, C*HH*WW).
+    patches = [
+        xpad[window_offset_slices(di, dj, stride, h_out, w_out)]
+        for di in range(hh)
+        for dj in range(ww)
+    ]
+    cols = xp.reshape(
+        xp.stack(patches, axis=2), (n_samples, channels * hh * ww, h_out * w_out)
+    )
+    w2 = xp.reshape(w, (f_filters, channels * hh * ww))
+    out = xp.reshape(w2 @ cols, (n_samples, f_filters, h_out, w_out))
+    out = out + xp.reshape(b, (1, f_filters, 1, 1))
+    return out, (x, w, b, conv_param, cols)
+
+
+def conv_backward_fast(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
+    """Convolution backward pass: two matmuls and a col2im by strided slice-adds.
+
+    ``dw`` correlates the input with the upstream gradient, ``dx`` is the full
+    convolution of the (dilated) upstream gradient with the filters rotated by 180
+    degrees, computed as ``w.T @ dout`` followed by col2im; ``db`` sums ``dout``.
+
+    Parameters
+    ----------
+    dout : array, shape (N, F, H', W')
+    cache : tuple
+        From :func:`conv_forward_fast`.
+
+    Returns
+    -------
+    dx : array, shape (N, C, H, W)
+    dw : array, shape (F, C, HH, WW)
+    db : array, shape (F,)
+    """
+    x, w, b, conv_param, cols = cache
+    xp = array_namespace(dout=dout, x=x)
+    stride, pad, h_out, w_out = _conv_geometry(x, w, b, conv_param)
+    n_samples, channels, h, wd = x.shape
+    f_filters, _, hh, ww = w.shape
+    _check_dout(dout, x, f_filters, h_out, w_out)
+    dout3 = xp.reshape(dout, (n_samples, f_filters, h_out * w_out))
+
+    db = xp.sum(dout3, axis=(0, 2))
+    dw = xp.reshape(
+        xp.tensordot(dout3, cols, axes=([0, 2], [0, 2])), (f_filters, channels, hh, ww)
+    )
+
+    w2 = xp.reshape(w, (f_filters, channels * hh * ww))
+    dcols = xp.reshape(
+        xp.matrix_transpose(w2) @ dout3, (n_samples, channels, hh * ww, h_out, w_out)
+    )
+    hp, wp = h + 2 * pad, wd + 2 * pad
+    dxpad = xp.zeros((n_samples, channels, hp, wp), dtype=x.dtype, device=device_of(x))
+    # col2im: overlapping windows add up, so this is a slice-*add* per kernel offset
+    # (never an integer scatter, which is not portable; see DESIGN.md).
+    for di in range(hh):
+        for dj in range(ww):
+            dxpad = xpx.at(dxpad, window_offset_slices(di, dj, stride, h_out, w_out)).add(
+                dcols[:, :, di * ww + dj, ...]
+            )
+    dx = dxpad[:, :, pad : pad + h, pad : pad + wd]
+    return dx, dw, db
+
+
+_CONV_CASES = [
+    # (x shape, w shape, conv_param)
+    ((2, 3, 5, 5), (2, 3, 3, 3), {"stride": 1, "pad": 1}),
+    ((2, 2, 7, 7), (3, 2, 3, 3), {"stride": 2, "pad": 1}),
+    ((1, 2, 6, 5), (2, 2, 2, 3), {"stride": 1, "pad": 0}),
+    ((2, 1, 4, 4), (2, 1, 4, 4), {"stride": 2, "pad": 1}),
+]
+for _x, _w, _p in _CONV_CASES:
+    for _fwd, _bwd in ((conv_forward_fast, conv_backward_fast),
+                       (conv_forward_naive, conv_backward_naive)):
+        register_case(GradCase(_fwd.__name__, _fwd, _bwd,
+                               inputs={"x": _x, "w": _w, "b": (_w[0],)}, params={"conv_param": _p}))

@@ -1,0 +1,190 @@
+"""2-d max pooling, NCHW layout, no padding.
+
+``out[n, c, i, j] = max_{di < ph, dj < pw} x[n, c, i*s + di, j*s + dj]`` with
+``pool_param = {'pool_height': ph, 'pool_width': pw, 'stride': s}``. Windows may overlap
+(``s < ph``) or leave gaps (``s > ph``); the stride must tile the input exactly.
+
+Ties. When several entries of one window share the maximum, the backward pass sends the
+whole upstream gradient of that window to the *first* of them in row-major order (the
+smallest ``di``, then the smallest ``dj``), as PyTorch does. The gradient is then a
+valid subgradient, and its sum over the input equals the sum of ``dout``. With
+overlapping windows an entry that is the first maximum of several windows receives the
+sum of their gradients.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import array_api_extra as xpx
+
+from .._backend import array_namespace, device_of
+from ..gradient_check import GradCase, distinct, register_case
+from ._validate import int_param, require_ndim, require_same_dtype, require_shape, windows_out
+from .conv import window_offset_slices
+
+__all__ = [
+    "max_pool_backward_fast",
+    "max_pool_backward_naive",
+    "max_pool_forward_fast",
+    "max_pool_forward_naive",
+]
+
+
+def _pool_geometry(x: Any, pool_param: Any) -> tuple[int, int, int, int, int]:
+    """Validate a pool call; return ``(pool_height, pool_width, stride, H', W')``."""
+    require_ndim("x", x, 4, "(N, C, H, W)")
+    ph = int_param(pool_param, "pool_param", "pool_height", 1)
+    pw = int_param(pool_param, "pool_param", "pool_width", 1)
+    stride = int_param(pool_param, "pool_param", "stride", 1)
+    h_out = windows_out(x.shape[2], ph, stride, "height", "pool_height", "pool_param")
+    w_out = windows_out(x.shape[3], pw, stride, "width", "pool_width", "pool_param")
+    return ph, pw, stride, h_out, w_out
+
+
+def _check_dout(dout: Any, x: Any, h_out: int, w_out: int) -> None:
+    shape = (x.shape[0], x.shape[1], h_out, w_out)
+    require_shape("dout", dout, shape, "the shape of the forward output")
+    require_same_dtype("x", x, dout=dout)
+
+
+# --------------------------------------------------------------------------- naive
+
+
+def max_pool_forward_naive(x: Any, pool_param: dict) -> tuple[Any, tuple]:
+    """Max-pool forward pass, one loop per output position (reference implementation).
+
+    Parameters
+    ----------
+    x : array, shape (N, C, H, W)
+    pool_param : dict
+        ``'pool_height'``, ``'pool_width'``, ``'stride'``: ints >= 1.
+
+    Returns
+    -------
+    out : array, shape (N, C, H', W')
+        ``H' = 1 + (H - pool_height) // stride``, ``W' = 1 + (W - pool_width) // stride``.
+    cache : tuple
+        ``(x, pool_param)``.
+    """
+    xp = array_namespace(x=x)
+    ph, pw, stride, h_out, w_out = _pool_geometry(x, pool_param)
+    columns = []
+    for i in range(h_out):
+        row = []
+        for j in range(w_out):
+            window = x[:, :, i * stride : i * stride + ph, j * stride : j * stride + pw]
+            row.append(xp.max(window, axis=(2, 3)))
+        columns.append(xp.stack(row, axis=-1))
+    out = xp.stack(columns, axis=-2)
+    return out, (x, pool_param)
+
+
+def max_pool_backward_naive(dout: Any, cache: tuple) -> Any:
+    """Max-pool backward pass, one loop per output position (reference implementation).
+
+    Each window's gradient goes to the first maximum in row-major order, found with
+    ``argmax`` (which returns the first occurrence).
+
+    Parameters
+    ----------
+    dout : array, shape (N, C, H', W')
+    cache : tuple
+        From :func:`max_pool_forward_naive`.
+
+    Returns
+    -------
+    dx : array, shape (N, C, H, W)
+    """
+    x, pool_param = cache
+    xp = array_namespace(dout=dout, x=x)
+    ph, pw, stride, h_out, w_out = _pool_geometry(x, pool_param)
+    _check_dout(dout, x, h_out, w_out)
+    n, c = x.shape[0], x.shape[1]
+    offsets = xp.arange(ph * pw, device=device_of(x))
+    dx = xp.zeros(x.shape, dtype=x.dtype, device=device_of(x))
+    for i in range(h_out):
+        for j in range(w_out):
+            rows = slice(i * stride, i * stride + ph)
+            cols = slice(j * stride, j * stride + pw)
+            window = xp.reshape(x[:, :, rows, cols], (n, c, ph * pw))
+            first_max = xp.argmax(window, axis=-1)
+            mask = xp.astype(offsets == first_max[..., None], x.dtype)
+            grad = xp.reshape(mask * dout[:, :, i, j][..., None], (n, c, ph, pw))
+            dx = xpx.at(dx, (slice(None), slice(None), rows, cols)).add(grad)
+    return dx
+
+
+# --------------------------------------------------------------------------- fast
+
+
+def max_pool_forward_fast(x: Any, pool_param: dict) -> tuple[Any, tuple]:
+    """Max-pool forward pass: elementwise maximum over ``ph*pw`` strided slices.
+
+    Parameters
+    ----------
+    x : array, shape (N, C, H, W)
+    pool_param : dict
+        ``'pool_height'``, ``'pool_width'``, ``'stride'``: ints >= 1.
+
+    Returns
+    -------
+    out : array, shape (N, C, H', W')
+    cache : tuple
+        ``(x, pool_param, out)``.
+    """
+    xp = array_namespace(x=x)
+    ph, pw, stride, h_out, w_out = _pool_geometry(x, pool_param)
+    out = None
+    for di in range(ph):
+        for dj in range(pw):
+            values = x[window_offset_slices(di, dj, stride, h_out, w_out)]
+            out = values if out is None else xp.maximum(out, values)
+    return out, (x, pool_param, out)
+
+
+def max_pool_backward_fast(dout: Any, cache: tuple) -> Any:
+    """Max-pool backward pass: one masked strided slice-add per window offset.
+
+    Offsets are visited in row-major order; ``claimed`` records the windows whose first
+    maximum has been found, so a tie sends the gradient to the first maximum only.
+
+    Parameters
+    ----------
+    dout : array, shape (N, C, H', W')
+    cache : tuple
+        From :func:`max_pool_forward_fast`.
+
+    Returns
+    -------
+    dx : array, shape (N, C, H, W)
+    """
+    x, pool_param, out = cache
+    xp = array_namespace(dout=dout, x=x)
+    ph, pw, stride, h_out, w_out = _pool_geometry(x, pool_param)
+    _check_dout(dout, x, h_out, w_out)
+    zeros = xp.zeros_like(dout)
+    dx = xp.zeros(x.shape, dtype=x.dtype, device=device_of(x))
+    claimed = None
+    for di in range(ph):
+        for dj in range(pw):
+            index = window_offset_slices(di, dj, stride, h_out, w_out)
+            is_max = x[index] == out
+            if claimed is not None:
+                is_max = is_max & ~claimed
+            claimed = is_max if claimed is None else claimed | is_max
+            dx = xpx.at(dx, index).add(xp.where(is_max, dout, zeros))
+    return dx
+
+
+_POOL_CASES = [
+    ((2, 3, 4, 4), {"pool_height": 2, "pool_width": 2, "stride": 2}),
+    ((2, 2, 7, 7), {"pool_height": 3, "pool_width": 3, "stride": 2}),  # overlapping
+    ((1, 2, 5, 7), {"pool_height": 1, "pool_width": 3, "stride": 2}),
+    ((2, 1, 7, 7), {"pool_height": 2, "pool_width": 2, "stride": 5}),  # gaps
+]
+for _x, _p in _POOL_CASES:
+    for _fwd, _bwd in ((max_pool_forward_fast, max_pool_backward_fast),
+                       (max_pool_forward_naive, max_pool_backward_naive)):
+        register_case(GradCase(_fwd.__name__, _fwd, _bwd, inputs={"x": distinct(*_x)},
+                               params={"pool_param": _p}))
