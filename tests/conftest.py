@@ -1,0 +1,85 @@
+"""The backend matrix: ``XPNN_BACKEND`` picks the array library the whole suite runs on.
+
+Inputs are built in NumPy from a seed and moved to the backend (array-api-strict on its
+non-default ``device1``, so a forgotten ``device=`` fails). JAX runs with x64 enabled, and
+its leg of the gradient matrix runs every layer under ``jax.jit``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+
+import xpnn
+
+BACKEND = os.environ.get("XPNN_BACKEND", "numpy")
+if BACKEND not in xpnn.BACKENDS:
+    raise pytest.UsageError(f"XPNN_BACKEND must be one of {xpnn.BACKENDS}; got {BACKEND!r}")
+
+if BACKEND == "jax":
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+
+try:
+    _XP = xpnn.get_namespace(BACKEND)
+    _UNAVAILABLE = None
+except (ImportError, RuntimeError) as err:
+    _XP = None
+    _UNAVAILABLE = f"XPNN_BACKEND={BACKEND} cannot run here: {err}"
+
+
+def pytest_report_header(config: Any) -> str:
+    return f"xpnn backend: {BACKEND}" + (f" (UNAVAILABLE: {_UNAVAILABLE})" if _UNAVAILABLE else "")
+
+
+def pytest_collection_modifyitems(config: Any, items: list) -> None:
+    if _UNAVAILABLE:
+        skip = pytest.mark.skip(reason=_UNAVAILABLE)
+        for item in items:
+            item.add_marker(skip)
+
+
+@dataclass
+class Backend:
+    """The backend under test, and how to move NumPy test data onto it."""
+
+    name: str
+    xp: Any
+    device: Any
+
+    def asarray(self, a: Any, dtype: str | None = None) -> Any:
+        a = np.asarray(a)
+        if dtype is not None:
+            a = a.astype(dtype)
+        return self.xp.asarray(a, device=self.device)
+
+    @property
+    def compile(self) -> Any:
+        """``jax.jit`` on JAX, else None."""
+        if self.name == "jax":
+            import jax
+
+            return jax.jit
+        return None
+
+
+@pytest.fixture(scope="session")
+def bk() -> Backend:
+    if _UNAVAILABLE:
+        pytest.skip(_UNAVAILABLE)
+    device = None
+    if BACKEND == "array_api_strict":
+        import array_api_strict
+
+        device = array_api_strict.Device("device1")
+    return Backend(BACKEND, _XP, device)
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)

@@ -1,0 +1,116 @@
+"""Convolution: fast vs naive, and against PyTorch autograd and jax.vjp as oracles."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from strategies import conv_geometries
+
+import xpnn
+from xpnn import conv_backward_fast, conv_backward_naive, conv_forward_fast, conv_forward_naive
+
+SETTINGS = settings(max_examples=30, deadline=None, derandomize=True)
+
+
+def _draw(shape_x, shape_w, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape_x)
+    w = rng.standard_normal(shape_w)
+    b = rng.standard_normal(shape_w[0])
+    return x, w, b
+
+
+def _ours(bk, x, w, b, conv_param, dout):
+    out, cache = conv_forward_fast(bk.asarray(x), bk.asarray(w), bk.asarray(b), conv_param)
+    grads = conv_backward_fast(bk.asarray(dout), cache)
+    return xpnn.to_numpy(out), [xpnn.to_numpy(g) for g in grads]
+
+
+@SETTINGS
+@given(conv_geometries())
+def test_fast_matches_naive(bk, geometry):
+    shape_x, shape_w, stride, pad = geometry
+    x, w, b = _draw(shape_x, shape_w)
+    conv_param = {"stride": stride, "pad": pad}
+    naive_out, naive_cache = conv_forward_naive(x, w, b, conv_param)
+    dout = np.random.default_rng(1).standard_normal(naive_out.shape)
+    naive_grads = conv_backward_naive(dout, naive_cache)
+    out, grads = _ours(bk, x, w, b, conv_param, dout)
+    np.testing.assert_allclose(out, naive_out, rtol=1e-10, atol=1e-12)
+    for g, r in zip(grads, naive_grads, strict=True):
+        np.testing.assert_allclose(g, r, rtol=1e-10, atol=1e-12)
+
+
+@SETTINGS
+@given(conv_geometries())
+def test_against_torch_autograd(bk, geometry):
+    torch = pytest.importorskip("torch")
+    shape_x, shape_w, stride, pad = geometry
+    x, w, b = _draw(shape_x, shape_w, seed=2)
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    tout = torch.nn.functional.conv2d(tx, tw, tb, stride=stride, padding=pad)
+    dout = np.random.default_rng(3).standard_normal(tuple(tout.shape))
+    tout.backward(torch.tensor(dout))
+    out, (dx, dw, db) = _ours(bk, x, w, b, {"stride": stride, "pad": pad}, dout)
+    np.testing.assert_allclose(out, tout.detach().numpy(), rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(dw, tw.grad.numpy(), rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(db, tb.grad.numpy(), rtol=1e-9, atol=1e-11)
+
+
+@SETTINGS
+@given(conv_geometries())
+def test_against_jax_vjp(bk, geometry):
+    jax = pytest.importorskip("jax")
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+
+    shape_x, shape_w, stride, pad = geometry
+    x, w, b = _draw(shape_x, shape_w, seed=4)
+
+    def conv(x, w, b):
+        out = jax.lax.conv_general_dilated(
+            x, w, (stride, stride), [(pad, pad), (pad, pad)],
+            dimension_numbers=("NCHW", "OIHW", "NCHW"),
+        )
+        return out + b[None, :, None, None]
+
+    jout, vjp = jax.vjp(conv, jnp.asarray(x), jnp.asarray(w), jnp.asarray(b))
+    dout = np.random.default_rng(5).standard_normal(jout.shape)
+    jgrads = vjp(jnp.asarray(dout))
+    out, grads = _ours(bk, x, w, b, {"stride": stride, "pad": pad}, dout)
+    np.testing.assert_allclose(out, np.asarray(jout), rtol=1e-9, atol=1e-11)
+    for g, r in zip(grads, jgrads, strict=True):
+        np.testing.assert_allclose(g, np.asarray(r), rtol=1e-9, atol=1e-11)
+
+
+def test_hand_computed_example(bk):
+    # 1 channel 3x3 input, one 2x2 filter, stride 1, no padding: out[i, j] is the sum of
+    # the 2x2 window at (i, j) weighted by w.
+    x = np.arange(9.0).reshape(1, 1, 3, 3)
+    w = np.array([[[[1.0, 2.0], [3.0, 4.0]]]])
+    b = np.array([0.5])
+    out, cache = conv_forward_fast(bk.asarray(x), bk.asarray(w), bk.asarray(b),
+                                   {"stride": 1, "pad": 0})
+    expected = np.array([[[[0 + 2 + 9 + 16, 1 + 4 + 12 + 20],
+                           [3 + 8 + 18 + 28, 4 + 10 + 21 + 32]]]]) + 0.5
+    np.testing.assert_array_equal(xpnn.to_numpy(out), expected)
+    # With dout = ones, dx[p] counts the filter weights that touch p: the full convolution
+    # of a ones-matrix with the rotated filter.
+    dx, dw, db = conv_backward_fast(bk.asarray(np.ones((1, 1, 2, 2))), cache)
+    np.testing.assert_array_equal(
+        xpnn.to_numpy(dx)[0, 0], [[1, 3, 2], [4, 10, 6], [3, 7, 4]]
+    )
+    np.testing.assert_array_equal(xpnn.to_numpy(dw)[0, 0], [[8, 12], [20, 24]])
+    np.testing.assert_array_equal(xpnn.to_numpy(db), [4])
+
+
+def test_float32_speed_path_matches_float64(bk):
+    x, w, b = _draw((4, 3, 9, 9), (5, 3, 3, 3), seed=9)
+    conv_param = {"stride": 2, "pad": 1}
+    out64, _ = conv_forward_fast(bk.asarray(x), bk.asarray(w), bk.asarray(b), conv_param)
+    out32, _ = conv_forward_fast(bk.asarray(x, "float32"), bk.asarray(w, "float32"),
+                                 bk.asarray(b, "float32"), conv_param)
+    assert out32.dtype == bk.xp.float32
+    np.testing.assert_allclose(xpnn.to_numpy(out32), xpnn.to_numpy(out64), rtol=1e-4, atol=1e-5)

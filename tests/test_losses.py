@@ -1,0 +1,71 @@
+"""Softmax and SVM losses against hand-computed values and PyTorch."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import xpnn
+from xpnn import softmax_loss, svm_loss
+
+
+def _labels(bk, values):
+    return bk.asarray(np.asarray(values, dtype=np.int64))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_softmax_of_equal_scores_is_log_num_classes(bk, dtype):
+    n, c = 4, 10
+    loss, dx = softmax_loss(bk.asarray(np.zeros((n, c)), dtype), _labels(bk, [0, 3, 9, 3]))
+    assert loss.ndim == 0 and loss.dtype == getattr(bk.xp, dtype)
+    assert math.isclose(float(xpnn.to_numpy(loss)), math.log(c), rel_tol=1e-6)
+    expected = np.full((n, c), 1 / c)
+    expected[np.arange(n), [0, 3, 9, 3]] -= 1
+    np.testing.assert_allclose(xpnn.to_numpy(dx), expected / n, rtol=1e-6)
+
+
+def test_softmax_is_stable_for_large_scores(bk):
+    x = np.array([[1000.0, 0.0], [0.0, -1000.0]])
+    loss, dx = softmax_loss(bk.asarray(x), _labels(bk, [1, 0]))
+    # Row 0 costs 1000 (true class far below), row 1 costs ~0: mean 500.
+    assert math.isclose(float(xpnn.to_numpy(loss)), 500.0, rel_tol=1e-12)
+    assert np.all(np.isfinite(xpnn.to_numpy(dx)))
+
+
+def test_svm_hand_computed(bk):
+    x = np.array([[3.0, 1.0, 2.5], [0.0, 2.0, 1.0]])
+    y = [0, 2]
+    # Row 0: margins (.., 1-3+1=-1 -> 0, 2.5-3+1=0.5) -> 0.5, one violation.
+    # Row 1: margins (0-1+1=0 -> 0, 2-1+1=2) -> 2, one violation (margin 0 is not).
+    loss, dx = svm_loss(bk.asarray(x), _labels(bk, y))
+    assert math.isclose(float(xpnn.to_numpy(loss)), (0.5 + 2.0) / 2, rel_tol=1e-12)
+    np.testing.assert_allclose(xpnn.to_numpy(dx), np.array([[-1, 0, 1], [0, 1, -1]]) / 2)
+
+
+def test_softmax_against_torch_cross_entropy(bk):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((7, 5)) * 3
+    y = rng.integers(0, 5, 7)
+    tx = torch.tensor(x, requires_grad=True)
+    tloss = torch.nn.functional.cross_entropy(tx, torch.tensor(y))
+    tloss.backward()
+    loss, dx = softmax_loss(bk.asarray(x), _labels(bk, y))
+    assert math.isclose(float(xpnn.to_numpy(loss)), tloss.item(), rel_tol=1e-12)
+    np.testing.assert_allclose(xpnn.to_numpy(dx), tx.grad.numpy(), rtol=1e-10, atol=1e-14)
+
+
+def test_svm_against_torch_multi_margin(bk):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((6, 4))
+    y = rng.integers(0, 4, 6)
+    tx = torch.tensor(x, requires_grad=True)
+    # torch averages the hinge terms over the C classes too; ours sums over classes.
+    tloss = torch.nn.functional.multi_margin_loss(tx, torch.tensor(y), margin=1.0) * 4
+    tloss.backward()
+    loss, dx = svm_loss(bk.asarray(x), _labels(bk, y))
+    assert math.isclose(float(xpnn.to_numpy(loss)), tloss.item(), rel_tol=1e-12)
+    np.testing.assert_allclose(xpnn.to_numpy(dx), tx.grad.numpy(), rtol=1e-10, atol=1e-14)
