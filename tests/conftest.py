@@ -58,6 +58,10 @@ class Backend:
             a = a.astype(dtype)
         return self.xp.asarray(a, device=self.device)
 
+    def maybe_jit(self, fn: Any) -> Any:
+        """``jax.jit(fn)`` on JAX (one compile per shape instead of one per op), else fn."""
+        return fn if self.compile is None else self.compile(fn)
+
     @property
     def compile(self) -> Any:
         """``jax.jit`` on JAX, else None."""

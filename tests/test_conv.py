@@ -22,8 +22,11 @@ def _draw(shape_x, shape_w, seed=0):
 
 
 def _ours(bk, x, w, b, conv_param, dout):
-    out, cache = conv_forward_fast(bk.asarray(x), bk.asarray(w), bk.asarray(b), conv_param)
-    grads = conv_backward_fast(bk.asarray(dout), cache)
+    def forward_backward(x, w, b, dout):
+        out, cache = conv_forward_fast(x, w, b, conv_param)
+        return out, conv_backward_fast(dout, cache)
+
+    out, grads = bk.maybe_jit(forward_backward)(*(bk.asarray(a) for a in (x, w, b, dout)))
     return xpnn.to_numpy(out), [xpnn.to_numpy(g) for g in grads]
 
 
@@ -71,7 +74,10 @@ def test_against_jax_vjp(bk, geometry):
 
     def conv(x, w, b):
         out = jax.lax.conv_general_dilated(
-            x, w, (stride, stride), [(pad, pad), (pad, pad)],
+            x,
+            w,
+            (stride, stride),
+            [(pad, pad), (pad, pad)],
             dimension_numbers=("NCHW", "OIHW", "NCHW"),
         )
         return out + b[None, :, None, None]
@@ -91,17 +97,18 @@ def test_hand_computed_example(bk):
     x = np.arange(9.0).reshape(1, 1, 3, 3)
     w = np.array([[[[1.0, 2.0], [3.0, 4.0]]]])
     b = np.array([0.5])
-    out, cache = conv_forward_fast(bk.asarray(x), bk.asarray(w), bk.asarray(b),
-                                   {"stride": 1, "pad": 0})
-    expected = np.array([[[[0 + 2 + 9 + 16, 1 + 4 + 12 + 20],
-                           [3 + 8 + 18 + 28, 4 + 10 + 21 + 32]]]]) + 0.5
+    out, cache = conv_forward_fast(
+        bk.asarray(x), bk.asarray(w), bk.asarray(b), {"stride": 1, "pad": 0}
+    )
+    expected = (
+        np.array([[[[0 + 2 + 9 + 16, 1 + 4 + 12 + 20], [3 + 8 + 18 + 28, 4 + 10 + 21 + 32]]]])
+        + 0.5
+    )
     np.testing.assert_array_equal(xpnn.to_numpy(out), expected)
     # With dout = ones, dx[p] counts the filter weights that touch p: the full convolution
     # of a ones-matrix with the rotated filter.
     dx, dw, db = conv_backward_fast(bk.asarray(np.ones((1, 1, 2, 2))), cache)
-    np.testing.assert_array_equal(
-        xpnn.to_numpy(dx)[0, 0], [[1, 3, 2], [4, 10, 6], [3, 7, 4]]
-    )
+    np.testing.assert_array_equal(xpnn.to_numpy(dx)[0, 0], [[1, 3, 2], [4, 10, 6], [3, 7, 4]])
     np.testing.assert_array_equal(xpnn.to_numpy(dw)[0, 0], [[8, 12], [20, 24]])
     np.testing.assert_array_equal(xpnn.to_numpy(db), [4])
 
@@ -110,7 +117,8 @@ def test_float32_speed_path_matches_float64(bk):
     x, w, b = _draw((4, 3, 9, 9), (5, 3, 3, 3), seed=9)
     conv_param = {"stride": 2, "pad": 1}
     out64, _ = conv_forward_fast(bk.asarray(x), bk.asarray(w), bk.asarray(b), conv_param)
-    out32, _ = conv_forward_fast(bk.asarray(x, "float32"), bk.asarray(w, "float32"),
-                                 bk.asarray(b, "float32"), conv_param)
+    out32, _ = conv_forward_fast(
+        bk.asarray(x, "float32"), bk.asarray(w, "float32"), bk.asarray(b, "float32"), conv_param
+    )
     assert out32.dtype == bk.xp.float32
     np.testing.assert_allclose(xpnn.to_numpy(out32), xpnn.to_numpy(out64), rtol=1e-4, atol=1e-5)

@@ -62,7 +62,7 @@ def test_forward_and_backward_match_numpy(bk, case):
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_outputs_stay_in_namespace_device_and_dtype(bk, case, dtype):
-    host, arrays = _inputs(bk, case, dtype)
+    _, arrays = _inputs(bk, case, dtype)
     out, cache = case.run(*arrays)
     results = [out]
     if case.is_loss:
@@ -99,7 +99,7 @@ def test_jit_equals_eager(bk, case):
         pytest.skip("jax.jit applies to the JAX backend only")
     import jax
 
-    host, arrays = _inputs(bk, case, "float64")
+    _, arrays = _inputs(bk, case, "float64")
     eager_out, _ = case.run(*arrays)
     jit_out = jax.jit(lambda *a: case.run(*a)[0])(*arrays)
     np.testing.assert_allclose(np.asarray(jit_out), np.asarray(eager_out), rtol=1e-12)

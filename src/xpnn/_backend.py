@@ -88,7 +88,9 @@ def _require_cuda_device(cupy: ModuleType) -> None:
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as err:  # CUDARuntimeError when there is no driver at all
-        raise RuntimeError(f"backend 'cupy' needs a CUDA device, and none is usable: {err}")
+        raise RuntimeError(
+            f"backend 'cupy' needs a CUDA device, and none is usable: {err}"
+        ) from err
     if count < 1:
         raise RuntimeError("backend 'cupy' needs a CUDA device, and none was found")
 

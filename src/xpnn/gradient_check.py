@@ -351,7 +351,8 @@ class GradCase:
     @property
     def specs(self) -> dict[str, ArraySpec]:
         return {
-            k: v if isinstance(v, ArraySpec) else ArraySpec(tuple(v)) for k, v in self.inputs.items()
+            k: v if isinstance(v, ArraySpec) else ArraySpec(tuple(v))
+            for k, v in self.inputs.items()
         }
 
     @property
@@ -361,11 +362,12 @@ class GradCase:
     def describe(self) -> str:
         """The inputs and parameters in one line, for tables."""
         parts = [f"{k}{spec.shape}" for k, spec in self.specs.items()]
-        for value in self.params.values():
+        for name, value in self.params.items():
             if isinstance(value, Mapping):
-                parts.extend(f"{k}={v}" for k, v in value.items())
+                inner = ",".join(f"{k}={v}" for k, v in value.items())
+                parts.append(f"{name.removesuffix('_param')}({inner})")
             else:
-                parts.append(repr(value))
+                parts.append(f"{name}={value!r}")
         return " ".join(p.replace(" ", "") for p in parts)
 
     def draw_inputs(self, seed: int = 0) -> dict[str, np.ndarray]:
@@ -378,7 +380,7 @@ class GradCase:
 
     def gradients(self, arrays: tuple[Any, ...], dout: Any) -> tuple[Any, ...]:
         """Analytic gradients of the differentiable inputs (``dout`` is ignored for a loss)."""
-        out, cache = self.run(*arrays)
+        _, cache = self.run(*arrays)
         if self.is_loss:
             return (cache,)
         grads = self.backward(dout, cache)
@@ -455,8 +457,11 @@ def run_case(
     CaseResult
     """
     specs = case.specs
-    forward = (lambda *arrays: case.run(*arrays)[0]) if compile is None else compile(
-        lambda *arrays: case.run(*arrays)[0])
+    forward = (
+        (lambda *arrays: case.run(*arrays)[0])
+        if compile is None
+        else compile(lambda *arrays: case.run(*arrays)[0])
+    )
     gradients = case.gradients if compile is None else compile(case.gradients)
     host = case.draw_inputs(seed)
     host_dout = None
@@ -471,13 +476,17 @@ def run_case(
         )
 
     analytic_args = put(host, getattr(xp, dtype))
-    dout = None if host_dout is None else xp.asarray(host_dout, dtype=getattr(xp, dtype),
-                                                     device=device)
+    dout = (
+        None
+        if host_dout is None
+        else xp.asarray(host_dout, dtype=getattr(xp, dtype), device=device)
+    )
     analytic = gradients(analytic_args, dout)
 
     numeric_args = list(put(host, xp.float64))
-    numeric_dout = None if host_dout is None else xp.asarray(host_dout, dtype=xp.float64,
-                                                             device=device)
+    numeric_dout = (
+        None if host_dout is None else xp.asarray(host_dout, dtype=xp.float64, device=device)
+    )
     diff_positions = [i for i, spec in enumerate(specs.values()) if spec.differentiable]
     worst_rel = worst_scaled = 0.0
     for position, grad in zip(diff_positions, analytic, strict=True):
@@ -497,8 +506,9 @@ def run_case(
             raise ValueError(
                 f"{case.name}: gradient {position} has shape {a.shape}, expected {n.shape}"
             )
-        scale = max(float(np.max(np.abs(a), initial=0)) + float(np.max(np.abs(n), initial=0)),
-                    1e-300)
+        scale = max(
+            float(np.max(np.abs(a), initial=0)) + float(np.max(np.abs(n), initial=0)), 1e-300
+        )
         worst_scaled = max(worst_scaled, float(np.max(np.abs(a - n), initial=0)) / scale)
         worst_rel = max(worst_rel, rel_error(a, n))
     return CaseResult(case, worst_rel, worst_scaled, TOLERANCES[dtype])

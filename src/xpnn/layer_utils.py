@@ -115,12 +115,32 @@ def conv_relu_pool_backward(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
     return conv_backward_fast(da, conv_cache)
 
 
-register_case(GradCase("affine_relu_forward", affine_relu_forward, affine_relu_backward,
-                       inputs={"x": (3, 2, 3), "w": (6, 4), "b": (4,)}))
-register_case(GradCase("conv_relu_forward", conv_relu_forward, conv_relu_backward,
-                       inputs={"x": (2, 3, 5, 5), "w": (3, 3, 3, 3), "b": (3,)},
-                       params={"conv_param": {"stride": 1, "pad": 1}}))
-register_case(GradCase("conv_relu_pool_forward", conv_relu_pool_forward, conv_relu_pool_backward,
-                       inputs={"x": distinct(2, 3, 6, 6), "w": (3, 3, 3, 3), "b": (3,)},
-                       params={"conv_param": {"stride": 1, "pad": 1},
-                               "pool_param": {"pool_height": 2, "pool_width": 2, "stride": 2}}))
+register_case(
+    GradCase(
+        "affine_relu_forward",
+        affine_relu_forward,
+        affine_relu_backward,
+        inputs={"x": (3, 2, 3), "w": (6, 4), "b": (4,)},
+    )
+)
+register_case(
+    GradCase(
+        "conv_relu_forward",
+        conv_relu_forward,
+        conv_relu_backward,
+        inputs={"x": (2, 3, 5, 5), "w": (3, 3, 3, 3), "b": (3,)},
+        params={"conv_param": {"stride": 1, "pad": 1}},
+    )
+)
+register_case(
+    GradCase(
+        "conv_relu_pool_forward",
+        conv_relu_pool_forward,
+        conv_relu_pool_backward,
+        inputs={"x": distinct(2, 3, 6, 6), "w": (3, 3, 3, 3), "b": (3,)},
+        params={
+            "conv_param": {"stride": 1, "pad": 1},
+            "pool_param": {"pool_height": 2, "pool_width": 2, "stride": 2},
+        },
+    )
+)

@@ -24,7 +24,9 @@ def require_ndim(name: str, array: Any, ndim: int, layout: str) -> None:
 def require_shape(name: str, array: Any, shape: tuple[int, ...], why: str = "") -> None:
     if tuple(array.shape) != tuple(shape):
         reason = f" ({why})" if why else ""
-        raise ValueError(f"{name} must have shape {tuple(shape)}{reason}; got {tuple(array.shape)}")
+        raise ValueError(
+            f"{name} must have shape {tuple(shape)}{reason}; got {tuple(array.shape)}"
+        )
 
 
 def require_same_dtype(ref_name: str, ref: Any, **others: Any) -> None:

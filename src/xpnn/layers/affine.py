@@ -30,7 +30,9 @@ def affine_forward(x: Any, w: Any, b: Any) -> tuple[Any, tuple]:
     """
     xp = array_namespace(x=x, w=w, b=b)
     if x.ndim < 1:
-        raise ValueError(f"x must have a leading batch axis (N, d_1, ..., d_k); got shape {x.shape}")
+        raise ValueError(
+            f"x must have a leading batch axis (N, d_1, ..., d_k); got shape {x.shape}"
+        )
     require_ndim("w", w, 2, "(D, M)")
     n = x.shape[0]
     d = math.prod(x.shape[1:])
@@ -72,7 +74,19 @@ def affine_backward(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
     return dx, dw, db
 
 
-register_case(GradCase("affine_forward", affine_forward, affine_backward,
-                       inputs={"x": (3, 2, 4), "w": (8, 5), "b": (5,)}))
-register_case(GradCase("affine_forward", affine_forward, affine_backward,
-                       inputs={"x": (4, 6), "w": (6, 3), "b": (3,)}))
+register_case(
+    GradCase(
+        "affine_forward",
+        affine_forward,
+        affine_backward,
+        inputs={"x": (3, 2, 4), "w": (8, 5), "b": (5,)},
+    )
+)
+register_case(
+    GradCase(
+        "affine_forward",
+        affine_forward,
+        affine_backward,
+        inputs={"x": (4, 6), "w": (6, 3), "b": (3,)},
+    )
+)

@@ -193,9 +193,7 @@ def conv_forward_fast(x: Any, w: Any, b: Any, conv_param: dict) -> tuple[Any, tu
         for di in range(hh)
         for dj in range(ww)
     ]
-    cols = xp.reshape(
-        xp.stack(patches, axis=2), (n_samples, channels * hh * ww, h_out * w_out)
-    )
+    cols = xp.reshape(xp.stack(patches, axis=2), (n_samples, channels * hh * ww, h_out * w_out))
     w2 = xp.reshape(w, (f_filters, channels * hh * ww))
     out = xp.reshape(w2 @ cols, (n_samples, f_filters, h_out, w_out))
     out = out + xp.reshape(b, (1, f_filters, 1, 1))
@@ -259,7 +257,16 @@ _CONV_CASES = [
     ((2, 1, 4, 4), (2, 1, 4, 4), {"stride": 2, "pad": 1}),
 ]
 for _x, _w, _p in _CONV_CASES:
-    for _fwd, _bwd in ((conv_forward_fast, conv_backward_fast),
-                       (conv_forward_naive, conv_backward_naive)):
-        register_case(GradCase(_fwd.__name__, _fwd, _bwd,
-                               inputs={"x": _x, "w": _w, "b": (_w[0],)}, params={"conv_param": _p}))
+    for _fwd, _bwd in (
+        (conv_forward_fast, conv_backward_fast),
+        (conv_forward_naive, conv_backward_naive),
+    ):
+        register_case(
+            GradCase(
+                _fwd.__name__,
+                _fwd,
+                _bwd,
+                inputs={"x": _x, "w": _w, "b": (_w[0],)},
+                params={"conv_param": _p},
+            )
+        )

@@ -85,7 +85,7 @@ def svm_loss(x: Any, y: Any) -> tuple[Any, Any]:
     return loss, dx
 
 
-register_case(GradCase("softmax_loss", softmax_loss, None,
-                       inputs={"x": (6, 5), "y": labels(6, 5)}))
-register_case(GradCase("svm_loss", svm_loss, None,
-                       inputs={"x": (6, 5), "y": labels(6, 5)}))
+register_case(
+    GradCase("softmax_loss", softmax_loss, None, inputs={"x": (6, 5), "y": labels(6, 5)})
+)
+register_case(GradCase("svm_loss", svm_loss, None, inputs={"x": (6, 5), "y": labels(6, 5)}))

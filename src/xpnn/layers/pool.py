@@ -184,7 +184,12 @@ _POOL_CASES = [
     ((2, 1, 7, 7), {"pool_height": 2, "pool_width": 2, "stride": 5}),  # gaps
 ]
 for _x, _p in _POOL_CASES:
-    for _fwd, _bwd in ((max_pool_forward_fast, max_pool_backward_fast),
-                       (max_pool_forward_naive, max_pool_backward_naive)):
-        register_case(GradCase(_fwd.__name__, _fwd, _bwd, inputs={"x": distinct(*_x)},
-                               params={"pool_param": _p}))
+    for _fwd, _bwd in (
+        (max_pool_forward_fast, max_pool_backward_fast),
+        (max_pool_forward_naive, max_pool_backward_naive),
+    ):
+        register_case(
+            GradCase(
+                _fwd.__name__, _fwd, _bwd, inputs={"x": distinct(*_x)}, params={"pool_param": _p}
+            )
+        )

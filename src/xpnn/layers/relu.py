@@ -51,5 +51,6 @@ def relu_backward(dout: Any, cache: Any) -> Any:
     return xp.where(x > 0, dout, xp.zeros_like(dout))
 
 
-register_case(GradCase("relu_forward", relu_forward, relu_backward,
-                       inputs={"x": nonzero(4, 3, 5)}))
+register_case(
+    GradCase("relu_forward", relu_forward, relu_backward, inputs={"x": nonzero(4, 3, 5)})
+)

@@ -1,0 +1,81 @@
+"""Test matrix and project tasks: plain ``nox`` runs every session that works on a CPU.
+
+Each ``tests-<backend>`` session installs only that backend's extra (plus PyTorch as an
+independent oracle where the backend is not PyTorch or JAX) and runs the same suite with
+``XPNN_BACKEND=<backend>``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import nox
+
+nox.options.sessions = [
+    "lint",
+    "tests-numpy",
+    "tests-array_api_strict",
+    "tests-torch",
+    "tests-jax",
+    "tests-cupy",
+    "docs",
+]
+nox.options.error_on_missing_interpreters = True
+
+# The CPU wheel of torch 2.13.0 is what this project is tested with: an unpinned torch
+# pulls a multi-GB CUDA build on Linux.
+TORCH = "torch==2.13.0"
+
+# backend -> (extras of xpnn to install, further packages used as independent oracles)
+MATRIX: dict[str, tuple[list[str], list[str]]] = {
+    "numpy": (["test"], [TORCH]),
+    "array_api_strict": (["strict", "test"], [TORCH]),
+    "torch": (["torch", "test"], [TORCH]),
+    "jax": (["jax", "test"], []),
+    "cupy": (["cupy", "test"], [TORCH]),
+}
+
+
+def _cuda_device_visible() -> bool:
+    return shutil.which("nvidia-smi") is not None or os.path.exists("/dev/nvidiactl")
+
+
+@nox.session
+@nox.parametrize("backend", list(MATRIX), ids=list(MATRIX))
+def tests(session: nox.Session, backend: str) -> None:
+    """Run the whole suite on one backend, e.g. ``nox -s tests-jax``."""
+    if backend == "cupy" and not _cuda_device_visible():
+        session.skip(
+            "tests-cupy: no CUDA device on this machine (no nvidia-smi, no /dev/nvidiactl); "
+            "the CuPy backend is not tested here"
+        )
+    extras, oracles = MATRIX[backend]
+    session.install(f".[{','.join(extras)}]", *oracles)
+    env = {"XPNN_BACKEND": backend}
+    if backend == "jax":
+        env["JAX_ENABLE_X64"] = "1"
+        env["JAX_PLATFORMS"] = os.environ.get("JAX_PLATFORMS", "")
+    session.run("pytest", *session.posargs, env=env)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff: lint and formatting."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the HTML docs (offline) into docs/_build/html; warnings are errors."""
+    session.install(".[docs]")
+    session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Conv benchmarks against the naive loops and PyTorch CPU (not a test)."""
+    session.install(".", TORCH)
+    session.run("python", "benchmarks/bench_conv.py", *session.posargs)

@@ -1,0 +1,110 @@
+"""Backend selection, conversion and the mixed-backend errors."""
+
+from __future__ import annotations
+
+import array_api_compat
+import numpy as np
+import pytest
+
+import xpnn
+from xpnn import conv_forward_fast, get_backend, to_backend, use_backend
+from xpnn._backend import array_namespace, backend_name
+
+
+def test_default_backend_is_numpy():
+    assert get_backend() == "numpy"
+
+
+def test_use_backend_as_context_manager_restores(bk):
+    with use_backend(bk.name) as name:
+        assert name == bk.name and get_backend() == bk.name
+        with use_backend("numpy"):
+            assert get_backend() == "numpy"
+        assert get_backend() == bk.name
+    assert get_backend() == "numpy"
+
+
+def test_use_backend_as_setter(bk):
+    try:
+        use_backend(bk.name)
+        assert get_backend() == bk.name
+    finally:
+        use_backend("numpy")
+    assert get_backend() == "numpy"
+
+
+def test_unknown_backend_lists_the_valid_names():
+    with pytest.raises(
+        ValueError, match=r"backend must be one of 'numpy', 'jax'.*got 'tensorflow'"
+    ):
+        use_backend("tensorflow")
+
+
+def test_missing_backend_says_how_to_install(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def fake_import(name, *args, **kwargs):
+        if name.split(".")[0] == "jax":
+            raise ImportError("No module named 'jax'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+    monkeypatch.setattr("importlib.import_module", lambda name: fake_import(name))
+    with pytest.raises(ImportError, match=r"pip install 'xpnn\[jax\]'"):
+        xpnn.get_namespace("jax")
+
+
+def test_to_backend_moves_nested_containers(bk):
+    tree = {
+        "W1": np.arange(6.0).reshape(2, 3),
+        "layers": [np.ones(2, dtype=np.float32), (np.zeros(1), "relu", 3)],
+        "lr": 1e-3,
+    }
+    moved = to_backend(tree, bk.name, device=bk.device)
+    assert backend_name(moved["W1"]) == bk.name
+    assert backend_name(moved["layers"][0]) == bk.name
+    assert moved["layers"][0].dtype == bk.xp.float32
+    assert isinstance(moved["layers"][1], tuple)
+    assert moved["layers"][1][1:] == ("relu", 3) and moved["lr"] == 1e-3
+    if bk.device is not None:
+        assert moved["W1"].device == bk.device
+    back = to_backend(moved, "numpy")
+    np.testing.assert_array_equal(back["W1"], tree["W1"])
+    assert isinstance(back["layers"][1][0], np.ndarray)
+
+
+def test_to_backend_uses_the_selected_backend(bk):
+    with use_backend(bk.name):
+        moved = to_backend(np.ones(3))
+    assert backend_name(moved) == bk.name
+
+
+def test_mixed_backends_name_both_arguments(bk):
+    if bk.name == "numpy":
+        pytest.skip("needs a second backend besides NumPy")
+    x = np.random.default_rng(0).standard_normal((1, 2, 4, 4))
+    w = bk.asarray(np.ones((3, 2, 3, 3)))
+    b = bk.asarray(np.zeros(3))
+    with pytest.raises(TypeError, match=rf"x is a numpy array, w is a {bk.name} array"):
+        conv_forward_fast(x, w, b, {"stride": 1, "pad": 1})
+
+
+def test_mixed_devices_name_both_arguments():
+    strict = pytest.importorskip("array_api_strict")
+    a = strict.asarray([1.0], device=strict.Device("device1"))
+    c = strict.asarray([1.0], device=strict.Device("CPU_DEVICE"))
+    with pytest.raises(ValueError, match=r"different devices.*x is on .*device1.*w is on"):
+        array_namespace(x=a, w=c)
+
+
+def test_array_namespace_needs_an_array():
+    with pytest.raises(TypeError, match="at least one array"):
+        array_namespace(1.0, None)
+
+
+def test_namespace_of_backend_arrays(bk):
+    assert array_namespace(bk.asarray([1.0])) is array_api_compat.array_namespace(
+        bk.asarray([1.0])
+    )

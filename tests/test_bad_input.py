@@ -1,0 +1,139 @@
+"""Bad input gets a clear error that names the argument and what was expected."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xpnn import (
+    affine_forward,
+    conv_backward_fast,
+    conv_forward_fast,
+    conv_forward_naive,
+    max_pool_forward_fast,
+    max_pool_forward_naive,
+    softmax_loss,
+    svm_loss,
+)
+
+CONVS = [conv_forward_fast, conv_forward_naive]
+POOLS = [max_pool_forward_fast, max_pool_forward_naive]
+
+
+def _conv_args(bk, x=(2, 3, 8, 8), w=(4, 3, 3, 3), b=(4,), dtype="float64"):
+    return tuple(bk.asarray(np.ones(s), dtype) for s in (x, w, b))
+
+
+@pytest.mark.parametrize("conv", CONVS)
+def test_conv_channel_mismatch(bk, conv):
+    x, w, b = _conv_args(bk, w=(4, 2, 3, 3))
+    with pytest.raises(ValueError, match=r"channel mismatch: w has 2 .* x has 3"):
+        conv(x, w, b, {"stride": 1, "pad": 1})
+
+
+@pytest.mark.parametrize("conv", CONVS)
+@pytest.mark.parametrize("stride", [0, -1])
+def test_conv_stride_below_one(bk, conv, stride):
+    with pytest.raises(ValueError, match=r"conv_param\['stride'\] must be >= 1; got"):
+        conv(*_conv_args(bk), {"stride": stride, "pad": 1})
+
+
+@pytest.mark.parametrize("conv", CONVS)
+def test_conv_negative_pad(bk, conv):
+    with pytest.raises(ValueError, match=r"conv_param\['pad'\] must be >= 0"):
+        conv(*_conv_args(bk), {"stride": 1, "pad": -1})
+
+
+@pytest.mark.parametrize("conv", CONVS)
+def test_conv_stride_that_does_not_tile(bk, conv):
+    # (8 + 2*1 - 3) = 7 is not a multiple of 2.
+    with pytest.raises(ValueError, match=r"stride 2 does not tile the input height"):
+        conv(*_conv_args(bk), {"stride": 2, "pad": 1})
+
+
+@pytest.mark.parametrize("conv", CONVS)
+def test_conv_filter_larger_than_input(bk, conv):
+    x, w, b = _conv_args(bk, x=(1, 3, 2, 2), w=(4, 3, 5, 5))
+    with pytest.raises(ValueError, match=r"filter height 5 is larger than the input height 2"):
+        conv(x, w, b, {"stride": 1, "pad": 0})
+
+
+@pytest.mark.parametrize("conv", CONVS)
+def test_conv_non_integer_and_missing_params(bk, conv):
+    with pytest.raises(TypeError, match=r"conv_param\['stride'\] must be an integer; got 1.5"):
+        conv(*_conv_args(bk), {"stride": 1.5, "pad": 1})
+    with pytest.raises(KeyError, match=r"conv_param needs the key 'pad'"):
+        conv(*_conv_args(bk), {"stride": 1})
+
+
+@pytest.mark.parametrize("conv", CONVS)
+def test_conv_wrong_ndim_and_bias(bk, conv):
+    x, w, b = _conv_args(bk)
+    with pytest.raises(ValueError, match=r"x must be a 4-d array \(N, C, H, W\); got shape"):
+        conv(bk.asarray(np.ones((3, 8, 8))), w, b, {"stride": 1, "pad": 1})
+    with pytest.raises(ValueError, match=r"w must be a 4-d array \(F, C, HH, WW\)"):
+        conv(x, bk.asarray(np.ones((4, 3, 3))), b, {"stride": 1, "pad": 1})
+    with pytest.raises(ValueError, match=r"b must have shape \(4,\)"):
+        conv(x, w, bk.asarray(np.ones(3)), {"stride": 1, "pad": 1})
+
+
+def test_conv_mixed_dtypes(bk):
+    x, _, b = _conv_args(bk)
+    w = bk.asarray(np.ones((4, 3, 3, 3)), "float32")
+    with pytest.raises(TypeError, match=r"w has dtype .*float32 but x has dtype .*float64"):
+        conv_forward_fast(x, w, b, {"stride": 1, "pad": 1})
+
+
+def test_conv_backward_wrong_dout_shape(bk):
+    _, cache = conv_forward_fast(*_conv_args(bk), {"stride": 1, "pad": 1})
+    with pytest.raises(ValueError, match=r"dout must have shape \(2, 4, 8, 8\)"):
+        conv_backward_fast(bk.asarray(np.ones((2, 4, 8, 7))), cache)
+
+
+@pytest.mark.parametrize("pool", POOLS)
+def test_pool_that_does_not_tile(bk, pool):
+    x = bk.asarray(np.ones((1, 1, 5, 5)))
+    with pytest.raises(ValueError, match=r"pool_param: stride 2 does not tile the input height"):
+        pool(x, {"pool_height": 2, "pool_width": 2, "stride": 2})
+
+
+@pytest.mark.parametrize("pool", POOLS)
+def test_pool_bad_params_and_ndim(bk, pool):
+    x = bk.asarray(np.ones((1, 1, 4, 4)))
+    with pytest.raises(ValueError, match=r"pool_param\['stride'\] must be >= 1; got 0"):
+        pool(x, {"pool_height": 2, "pool_width": 2, "stride": 0})
+    with pytest.raises(ValueError, match=r"pool_height 5 is larger than the input height 4"):
+        pool(x, {"pool_height": 5, "pool_width": 2, "stride": 1})
+    with pytest.raises(ValueError, match=r"x must be a 4-d array"):
+        pool(bk.asarray(np.ones((4, 4))), {"pool_height": 2, "pool_width": 2, "stride": 2})
+    with pytest.raises(KeyError, match=r"pool_param needs the key 'pool_width'"):
+        pool(x, {"pool_height": 2, "stride": 2})
+
+
+def test_affine_shape_mismatch(bk):
+    x = bk.asarray(np.ones((2, 3, 4)))
+    with pytest.raises(ValueError, match=r"w must have shape \(D, M\) with D = 12"):
+        affine_forward(x, bk.asarray(np.ones((10, 5))), bk.asarray(np.ones(5)))
+    with pytest.raises(ValueError, match=r"w must be a 2-d array \(D, M\)"):
+        affine_forward(x, bk.asarray(np.ones(12)), bk.asarray(np.ones(5)))
+    with pytest.raises(ValueError, match=r"b must have shape \(5,\)"):
+        affine_forward(x, bk.asarray(np.ones((12, 5))), bk.asarray(np.ones(4)))
+
+
+@pytest.mark.parametrize("loss", [softmax_loss, svm_loss])
+def test_labels_out_of_range(bk, loss):
+    x = bk.asarray(np.zeros((3, 4)))
+    for bad in ([0, 4, 1], [0, -1, 1]):
+        with pytest.raises(ValueError, match=r"y holds labels outside \[0, 4\)"):
+            loss(x, bk.asarray(np.array(bad, dtype=np.int64)))
+
+
+@pytest.mark.parametrize("loss", [softmax_loss, svm_loss])
+def test_labels_shape_and_dtype(bk, loss):
+    x = bk.asarray(np.zeros((3, 4)))
+    with pytest.raises(ValueError, match=r"y must hold one label per row of x \(3\); got 2"):
+        loss(x, bk.asarray(np.array([0, 1], dtype=np.int64)))
+    with pytest.raises(TypeError, match=r"y must be an integer array"):
+        loss(x, bk.asarray(np.array([0.0, 1.0, 2.0])))
+    with pytest.raises(ValueError, match=r"x must be a 2-d array of class scores"):
+        loss(bk.asarray(np.zeros(4)), bk.asarray(np.array([0], dtype=np.int64)))
