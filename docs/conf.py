@@ -1,0 +1,26 @@
+"""Sphinx configuration. The build is offline: no intersphinx or other fetches."""
+
+import xpnn
+
+project = "xpnn"
+author = "xpnn developers"
+copyright = "2026, xpnn developers"
+release = xpnn.__version__
+version = release
+
+extensions = [
+    "myst_parser",
+    "sphinx.ext.autodoc",
+    "sphinx.ext.napoleon",
+    "sphinx.ext.mathjax",
+]
+myst_enable_extensions = ["dollarmath", "amsmath"]
+source_suffix = {".md": "markdown"}
+exclude_patterns = ["_build"]
+napoleon_google_docstring = False
+napoleon_numpy_docstring = True
+napoleon_use_rtype = False
+autodoc_typehints = "none"
+autodoc_member_order = "bysource"
+html_theme = "furo"
+html_title = f"xpnn {release}"
