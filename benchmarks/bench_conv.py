@@ -88,8 +88,7 @@ def main() -> None:
 
     rng = np.random.default_rng(0)
     lines = [
-        "| shape | dtype | xpnn fast fwd+bwd (ms) | PyTorch CPU fwd+bwd (ms) "
-        "| xpnn / PyTorch |",
+        "| shape | dtype | xpnn fast fwd+bwd (ms) | PyTorch CPU fwd+bwd (ms) | xpnn / PyTorch |",
         "|---|---|---:|---:|---:|",
     ]
     for label, xs, ws, stride, pad in SHAPES:

@@ -28,13 +28,13 @@ __all__ = [
     "use_backend",
 ]
 
-#: Backend name -> (module that provides its arrays, pip extra that installs it).
-_BACKEND_MODULES: dict[str, tuple[str, str]] = {
-    "numpy": ("numpy", ""),
-    "jax": ("jax.numpy", "jax"),
-    "torch": ("torch", "torch"),
-    "cupy": ("cupy", "cupy"),
-    "array_api_strict": ("array_api_strict", "strict"),
+#: Backend name -> (library module, its array-API namespace, pip extra that installs it).
+_BACKEND_MODULES: dict[str, tuple[str, str, str]] = {
+    "numpy": ("numpy", "array_api_compat.numpy", ""),
+    "jax": ("jax", "jax.numpy", "jax"),
+    "torch": ("torch", "array_api_compat.torch", "torch"),
+    "cupy": ("cupy", "array_api_compat.cupy", "cupy"),
+    "array_api_strict": ("array_api_strict", "array_api_strict", "strict"),
 }
 BACKENDS: tuple[str, ...] = tuple(_BACKEND_MODULES)
 
@@ -71,17 +71,17 @@ def get_namespace(name: str | None = None) -> ModuleType:
         The backend is not installed; the message says which extra installs it.
     """
     name = _check_name(get_backend() if name is None else name)
-    module_name, extra = _BACKEND_MODULES[name]
+    library, namespace, extra = _BACKEND_MODULES[name]
     try:
-        module = importlib.import_module(module_name)
+        module = importlib.import_module(library)
     except ImportError as err:
         raise ImportError(
-            f"backend {name!r} needs the {module_name.split('.')[0]!r} package, which is not "
-            f"installed; install it with: pip install 'xpnn[{extra}]'"
+            f"backend {name!r} needs the {library!r} package, which is not installed; "
+            f"install it with: pip install 'xpnn[{extra}]'"
         ) from err
     if name == "cupy":
         _require_cuda_device(module)
-    return array_api_compat.array_namespace(module.asarray([0.0]))
+    return importlib.import_module(namespace)
 
 
 def _require_cuda_device(cupy: ModuleType) -> None:
