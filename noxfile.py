@@ -41,10 +41,7 @@ def _cuda_device_visible() -> bool:
     return shutil.which("nvidia-smi") is not None or os.path.exists("/dev/nvidiactl")
 
 
-@nox.session
-@nox.parametrize("backend", list(MATRIX), ids=list(MATRIX))
-def tests(session: nox.Session, backend: str) -> None:
-    """Run the whole suite on one backend, e.g. ``nox -s tests-jax``."""
+def _run_suite(session: nox.Session, backend: str) -> None:
     if backend == "cupy" and not _cuda_device_visible():
         session.skip(
             "tests-cupy: no CUDA device on this machine (no nvidia-smi, no /dev/nvidiactl); "
@@ -55,8 +52,19 @@ def tests(session: nox.Session, backend: str) -> None:
     env = {"XPNN_BACKEND": backend}
     if backend == "jax":
         env["JAX_ENABLE_X64"] = "1"
-        env["JAX_PLATFORMS"] = os.environ.get("JAX_PLATFORMS", "")
     session.run("pytest", *session.posargs, env=env)
+
+
+def _define_test_session(backend: str) -> None:
+    def suite(session: nox.Session) -> None:
+        _run_suite(session, backend)
+
+    suite.__doc__ = f"Run the whole suite on the {backend} backend."
+    nox.session(name=f"tests-{backend}")(suite)
+
+
+for _backend in MATRIX:
+    _define_test_session(_backend)
 
 
 @nox.session

@@ -1,0 +1,467 @@
+"""Normalization layers: batch, spatial batch, layer and group normalization.
+
+All four are one computation over different axes. Along the normalized axes (``m``
+values per statistic)::
+
+    mu = mean(x)            var = mean((x - mu)**2)       (biased)
+    inv_std = 1 / sqrt(var + eps)
+    xhat = (x - mu) * inv_std
+    out = gamma * xhat + beta
+
+and the backward pass, in the simplified closed form derived in
+``docs/norm_backward.md``::
+
+    dxhat = dout * gamma
+    dx = inv_std / m * (m * dxhat - sum(dxhat) - xhat * sum(dxhat * xhat))
+
+Batch norm normalizes each feature over the batch (axis 0 of (N, D)); spatial batch norm
+each channel over N, H and W; layer norm each sample over its features; group norm each
+(sample, group of channels) over the group's channels and H and W.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, MutableMapping
+from typing import Any
+
+from .._backend import array_namespace, device_of
+from ..gradient_check import GradCase, register_case
+from ._validate import require_ndim, require_same_dtype, require_shape
+
+__all__ = [
+    "batchnorm_backward",
+    "batchnorm_backward_alt",
+    "batchnorm_forward",
+    "layernorm_backward",
+    "layernorm_forward",
+    "spatial_batchnorm_backward",
+    "spatial_batchnorm_forward",
+    "spatial_groupnorm_backward",
+    "spatial_groupnorm_forward",
+]
+
+
+# --------------------------------------------------------------------------- shared core
+
+
+def _eps(params: Any, dict_name: str) -> float:
+    if not isinstance(params, Mapping):
+        raise TypeError(f"{dict_name} must be a dict; got {type(params).__name__}")
+    eps = params.get("eps", 1e-5)
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
+        raise ValueError(f"{dict_name}['eps'] must be a positive number; got {eps!r}")
+    return float(eps)
+
+
+def _normalize(xp: Any, x: Any, axis: tuple[int, ...], eps: float) -> tuple[Any, ...]:
+    """``(xhat, mu, var, inv_std)``, statistics over ``axis`` (kept as size-1 axes)."""
+    mu = xp.mean(x, axis=axis, keepdims=True)
+    var = xp.var(x, axis=axis, keepdims=True)
+    inv_std = 1 / xp.sqrt(var + eps)
+    return (x - mu) * inv_std, mu, var, inv_std
+
+
+def _normalize_backward(xp: Any, dxhat: Any, xhat: Any, inv_std: Any, axis: tuple[int, ...]):
+    """Gradient through ``xhat = (x - mean) / std`` (statistics over ``axis``): the closed form."""
+    m = 1
+    for a in axis:
+        m *= dxhat.shape[a]
+    sum_dxhat = xp.sum(dxhat, axis=axis, keepdims=True)
+    sum_dxhat_xhat = xp.sum(dxhat * xhat, axis=axis, keepdims=True)
+    return (inv_std / m) * (m * dxhat - sum_dxhat - xhat * sum_dxhat_xhat)
+
+
+def _check_affine_params(x: Any, gamma: Any, beta: Any, shape: tuple[int, ...], what: str):
+    require_shape("gamma", gamma, shape, what)
+    require_shape("beta", beta, shape, what)
+    require_same_dtype("x", x, gamma=gamma, beta=beta)
+
+
+# --------------------------------------------------------------------------- batch norm
+
+
+def _bn_mode(bn_param: Any) -> str:
+    if not isinstance(bn_param, MutableMapping):
+        raise TypeError(f"bn_param must be a dict; got {type(bn_param).__name__}")
+    mode = bn_param.get("mode")
+    if mode not in ("train", "test"):
+        raise ValueError(f"bn_param['mode'] must be 'train' or 'test'; got {mode!r}")
+    return mode
+
+
+def _running_stat(xp: Any, bn_param: Mapping, key: str, x: Any) -> Any:
+    d = x.shape[1]
+    stat = bn_param.get(key)
+    if stat is None:
+        return xp.zeros((d,), dtype=x.dtype, device=device_of(x))
+    array_namespace(x=x, **{f"bn_param['{key}']": stat})
+    require_shape(f"bn_param['{key}']", stat, (d,), "one value per feature of x")
+    require_same_dtype("x", x, **{f"bn_param['{key}']": stat})
+    return stat
+
+
+def batchnorm_forward(x: Any, gamma: Any, beta: Any, bn_param: dict) -> tuple[Any, tuple]:
+    """Batch normalization forward pass.
+
+    In train mode each feature is normalized with the mean and the biased variance of the
+    minibatch, and the running averages are updated::
+
+        running_mean = momentum * running_mean + (1 - momentum) * sample_mean
+        running_var = momentum * running_var + (1 - momentum) * sample_var
+
+    In test mode the running averages are used instead.
+
+    Parameters
+    ----------
+    x : array, shape (N, D)
+    gamma : array, shape (D,)
+        Scale.
+    beta : array, shape (D,)
+        Shift.
+    bn_param : dict
+        ``'mode'``: ``'train'`` or ``'test'`` (required); ``'eps'`` (default 1e-5);
+        ``'momentum'`` (default 0.9); ``'running_mean'``, ``'running_var'``: arrays of
+        shape (D,), created as zeros of x's dtype and device when missing. The updated
+        running averages are written back into ``bn_param`` as new arrays (inputs are
+        never modified in place).
+
+    Returns
+    -------
+    out : array, shape (N, D)
+    cache : tuple
+        For :func:`batchnorm_backward` and :func:`batchnorm_backward_alt`.
+    """
+    xp = array_namespace(x=x, gamma=gamma, beta=beta)
+    mode = _bn_mode(bn_param)
+    require_ndim("x", x, 2, "(N, D)")
+    _check_affine_params(x, gamma, beta, (x.shape[1],), "one value per feature of x")
+    eps = _eps(bn_param, "bn_param")
+    momentum = bn_param.get("momentum", 0.9)
+    if isinstance(momentum, bool) or not isinstance(momentum, (int, float)):
+        raise TypeError(f"bn_param['momentum'] must be a number; got {momentum!r}")
+    running_mean = _running_stat(xp, bn_param, "running_mean", x)
+    running_var = _running_stat(xp, bn_param, "running_var", x)
+
+    if mode == "train":
+        if x.shape[0] < 1:
+            raise ValueError("x must hold at least one example in train mode; got N = 0")
+        xhat, mu, var, inv_std = _normalize(xp, x, (0,), eps)
+        bn_param["running_mean"] = momentum * running_mean + (1 - momentum) * mu[0, ...]
+        bn_param["running_var"] = momentum * running_var + (1 - momentum) * var[0, ...]
+    else:
+        inv_std = 1 / xp.sqrt(running_var + eps)[None, :]
+        mu = running_mean[None, :]
+        xhat = (x - mu) * inv_std
+    out = gamma * xhat + beta
+    return out, (mode, x, xhat, mu, inv_std, gamma)
+
+
+def _bn_check_dout(dout: Any, x: Any) -> None:
+    require_shape("dout", dout, tuple(x.shape), "the shape of the forward output")
+    require_same_dtype("x", x, dout=dout)
+
+
+def batchnorm_backward(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
+    """Batch normalization backward pass, staged along the computation graph.
+
+    Back-propagates through ``xhat``, then the variance, then the mean, then ``x``, one
+    node of the forward graph at a time (the textbook derivation). Gives the same result
+    as :func:`batchnorm_backward_alt`, which is faster.
+
+    Parameters
+    ----------
+    dout : array, shape (N, D)
+    cache : tuple
+        From :func:`batchnorm_forward`.
+
+    Returns
+    -------
+    dx : array, shape (N, D)
+    dgamma : array, shape (D,)
+    dbeta : array, shape (D,)
+    """
+    mode, x, xhat, mu, inv_std, gamma = cache
+    xp = array_namespace(dout=dout, x=x)
+    _bn_check_dout(dout, x)
+    dbeta = xp.sum(dout, axis=0)
+    dgamma = xp.sum(dout * xhat, axis=0)
+    dxhat = dout * gamma
+    if mode == "test":
+        return dxhat * inv_std, dgamma, dbeta  # the statistics are constants
+    m = x.shape[0]
+    x_centered = x - mu
+    # xhat = x_centered * (var + eps)^(-1/2), var = mean(x_centered^2)
+    dvar = xp.sum(dxhat * x_centered, axis=0, keepdims=True) * (-0.5 * inv_std**3)
+    # mu enters directly through x_centered and indirectly through var; the indirect
+    # term is dvar * mean(-2 * x_centered), kept here although it is exactly zero.
+    dmu = xp.sum(-dxhat * inv_std, axis=0, keepdims=True) + dvar * xp.mean(
+        -2 * x_centered, axis=0, keepdims=True
+    )
+    dx = dxhat * inv_std + dvar * (2 / m) * x_centered + dmu / m
+    return dx, dgamma, dbeta
+
+
+def batchnorm_backward_alt(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
+    """Batch normalization backward pass, simplified closed form.
+
+    ``dx = inv_std / m * (m * dxhat - sum(dxhat) - xhat * sum(dxhat * xhat))`` with
+    ``dxhat = dout * gamma`` and sums over the batch; derived in ``docs/norm_backward.md``.
+
+    Parameters
+    ----------
+    dout : array, shape (N, D)
+    cache : tuple
+        From :func:`batchnorm_forward`.
+
+    Returns
+    -------
+    dx : array, shape (N, D)
+    dgamma : array, shape (D,)
+    dbeta : array, shape (D,)
+    """
+    mode, x, xhat, _, inv_std, gamma = cache
+    xp = array_namespace(dout=dout, x=x)
+    _bn_check_dout(dout, x)
+    dbeta = xp.sum(dout, axis=0)
+    dgamma = xp.sum(dout * xhat, axis=0)
+    dxhat = dout * gamma
+    if mode == "test":
+        return dxhat * inv_std, dgamma, dbeta
+    return _normalize_backward(xp, dxhat, xhat, inv_std, (0,)), dgamma, dbeta
+
+
+# --------------------------------------------------------------------------- spatial batch norm
+
+
+def _channels_last_2d(xp: Any, x: Any) -> Any:
+    n, c, h, w = x.shape
+    return xp.reshape(xp.permute_dims(x, (0, 2, 3, 1)), (n * h * w, c))
+
+
+def _channels_first_4d(xp: Any, y: Any, shape: tuple[int, ...]) -> Any:
+    n, c, h, w = shape
+    return xp.permute_dims(xp.reshape(y, (n, h, w, c)), (0, 3, 1, 2))
+
+
+def spatial_batchnorm_forward(x: Any, gamma: Any, beta: Any, bn_param: dict) -> tuple[Any, tuple]:
+    """Spatial batch normalization forward pass: one statistic per channel over N, H, W.
+
+    Reuses :func:`batchnorm_forward` on ``x`` viewed as ``(N*H*W, C)``.
+
+    Parameters
+    ----------
+    x : array, shape (N, C, H, W)
+    gamma, beta : arrays, shape (C,)
+    bn_param : dict
+        As for :func:`batchnorm_forward`; running averages have shape (C,).
+
+    Returns
+    -------
+    out : array, shape (N, C, H, W)
+    cache : tuple
+    """
+    xp = array_namespace(x=x, gamma=gamma, beta=beta)
+    require_ndim("x", x, 4, "(N, C, H, W)")
+    out2, bn_cache = batchnorm_forward(_channels_last_2d(xp, x), gamma, beta, bn_param)
+    return _channels_first_4d(xp, out2, tuple(x.shape)), (tuple(x.shape), bn_cache)
+
+
+def spatial_batchnorm_backward(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
+    """Spatial batch normalization backward pass.
+
+    Parameters
+    ----------
+    dout : array, shape (N, C, H, W)
+    cache : tuple
+        From :func:`spatial_batchnorm_forward`.
+
+    Returns
+    -------
+    dx : array, shape (N, C, H, W)
+    dgamma, dbeta : arrays, shape (C,)
+    """
+    shape, bn_cache = cache
+    xp = array_namespace(dout=dout)
+    require_shape("dout", dout, shape, "the shape of the forward output")
+    dx2, dgamma, dbeta = batchnorm_backward_alt(_channels_last_2d(xp, dout), bn_cache)
+    return _channels_first_4d(xp, dx2, shape), dgamma, dbeta
+
+
+# --------------------------------------------------------------------------- layer norm
+
+
+def layernorm_forward(x: Any, gamma: Any, beta: Any, ln_param: dict) -> tuple[Any, tuple]:
+    """Layer normalization forward pass: each sample normalized over its D features.
+
+    The same in train and test mode; no running averages.
+
+    Parameters
+    ----------
+    x : array, shape (N, D)
+    gamma, beta : arrays, shape (D,)
+    ln_param : dict
+        Only ``'eps'`` is read (default 1e-5).
+
+    Returns
+    -------
+    out : array, shape (N, D)
+    cache : tuple
+    """
+    xp = array_namespace(x=x, gamma=gamma, beta=beta)
+    require_ndim("x", x, 2, "(N, D)")
+    _check_affine_params(x, gamma, beta, (x.shape[1],), "one value per feature of x")
+    xhat, _, _, inv_std = _normalize(xp, x, (1,), _eps(ln_param, "ln_param"))
+    return gamma * xhat + beta, (xhat, inv_std, gamma)
+
+
+def layernorm_backward(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
+    """Layer normalization backward pass (the batch-norm closed form along axis 1).
+
+    Parameters
+    ----------
+    dout : array, shape (N, D)
+    cache : tuple
+        From :func:`layernorm_forward`.
+
+    Returns
+    -------
+    dx : array, shape (N, D)
+    dgamma, dbeta : arrays, shape (D,)
+    """
+    xhat, inv_std, gamma = cache
+    xp = array_namespace(dout=dout, xhat=xhat)
+    _bn_check_dout(dout, xhat)
+    dbeta = xp.sum(dout, axis=0)
+    dgamma = xp.sum(dout * xhat, axis=0)
+    dx = _normalize_backward(xp, dout * gamma, xhat, inv_std, (1,))
+    return dx, dgamma, dbeta
+
+
+# --------------------------------------------------------------------------- group norm
+
+
+def _group_count(G: Any, channels: int) -> int:
+    if isinstance(G, bool) or not isinstance(G, int):
+        raise TypeError(f"G must be a Python int (the number of groups); got {G!r}")
+    if G < 1 or channels % G:
+        raise ValueError(
+            f"G must be a positive divisor of the number of channels C = {channels}; got {G}"
+        )
+    return G
+
+
+def spatial_groupnorm_forward(
+    x: Any, gamma: Any, beta: Any, G: int, gn_param: dict
+) -> tuple[Any, tuple]:
+    """Spatial group normalization forward pass.
+
+    The C channels are split into G contiguous groups of C // G channels; each
+    (sample, group) is normalized over its channels and all H, W positions. With G = 1
+    this is layer norm over (C, H, W); with G = C, instance norm.
+
+    Parameters
+    ----------
+    x : array, shape (N, C, H, W)
+    gamma, beta : arrays, shape (1, C, 1, 1) (or (C,); the gradients take the same shape)
+    G : int
+        Number of groups; must divide C.
+    gn_param : dict
+        Only ``'eps'`` is read (default 1e-5).
+
+    Returns
+    -------
+    out : array, shape (N, C, H, W)
+    cache : tuple
+    """
+    xp = array_namespace(x=x, gamma=gamma, beta=beta)
+    require_ndim("x", x, 4, "(N, C, H, W)")
+    n, c, h, w = x.shape
+    groups = _group_count(G, c)
+    if tuple(gamma.shape) == (c,) and tuple(beta.shape) == (c,):
+        param_shape = (c,)
+    else:
+        param_shape = (1, c, 1, 1)
+    _check_affine_params(x, gamma, beta, param_shape, "one value per channel of x")
+    eps = _eps(gn_param, "gn_param")
+    grouped = xp.reshape(x, (n, groups, (c // groups) * h * w))
+    xhat_g, _, _, inv_std = _normalize(xp, grouped, (2,), eps)
+    xhat = xp.reshape(xhat_g, (n, c, h, w))
+    gamma4 = xp.reshape(gamma, (1, c, 1, 1))
+    out = gamma4 * xhat + xp.reshape(beta, (1, c, 1, 1))
+    return out, (groups, xhat, inv_std, gamma4, param_shape)
+
+
+def spatial_groupnorm_backward(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
+    """Spatial group normalization backward pass.
+
+    Parameters
+    ----------
+    dout : array, shape (N, C, H, W)
+    cache : tuple
+        From :func:`spatial_groupnorm_forward`.
+
+    Returns
+    -------
+    dx : array, shape (N, C, H, W)
+    dgamma, dbeta : arrays, the shape of gamma and beta
+    """
+    groups, xhat, inv_std, gamma4, param_shape = cache
+    xp = array_namespace(dout=dout, xhat=xhat)
+    _bn_check_dout(dout, xhat)
+    n, c, h, w = xhat.shape
+    dbeta = xp.reshape(xp.sum(dout, axis=(0, 2, 3)), param_shape)
+    dgamma = xp.reshape(xp.sum(dout * xhat, axis=(0, 2, 3)), param_shape)
+    m = (c // groups) * h * w
+    dx_g = _normalize_backward(
+        xp,
+        xp.reshape(dout * gamma4, (n, groups, m)),
+        xp.reshape(xhat, (n, groups, m)),
+        inv_std,
+        (2,),
+    )
+    return xp.reshape(dx_g, (n, c, h, w)), dgamma, dbeta
+
+
+# --------------------------------------------------------------------------- registry
+
+_TRAIN = {"mode": "train"}
+for _bwd in (batchnorm_backward, batchnorm_backward_alt):
+    register_case(
+        GradCase(
+            "batchnorm_forward",
+            batchnorm_forward,
+            _bwd,
+            inputs={"x": (6, 4), "gamma": (4,), "beta": (4,)},
+            params={"bn_param": copy.deepcopy(_TRAIN)},
+            label=_bwd.__name__,
+        )
+    )
+register_case(
+    GradCase(
+        "spatial_batchnorm_forward",
+        spatial_batchnorm_forward,
+        spatial_batchnorm_backward,
+        inputs={"x": (2, 3, 4, 5), "gamma": (3,), "beta": (3,)},
+        params={"bn_param": copy.deepcopy(_TRAIN)},
+    )
+)
+register_case(
+    GradCase(
+        "layernorm_forward",
+        layernorm_forward,
+        layernorm_backward,
+        inputs={"x": (4, 7), "gamma": (7,), "beta": (7,)},
+        params={"ln_param": {}},
+    )
+)
+for _g in (1, 2, 6):
+    register_case(
+        GradCase(
+            "spatial_groupnorm_forward",
+            spatial_groupnorm_forward,
+            spatial_groupnorm_backward,
+            inputs={"x": (2, 6, 3, 4), "gamma": (1, 6, 1, 1), "beta": (1, 6, 1, 1)},
+            params={"G": _g, "gn_param": {}},
+        )
+    )

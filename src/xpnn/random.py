@@ -1,0 +1,96 @@
+"""Random numbers on the backend of a given array, drawn on its device.
+
+Random number generation is not part of the array API standard (and will not be), so
+this module is the one place that knows each library's generator:
+
+* NumPy: the global ``np.random`` state. With a seed, ``np.random.seed(seed);
+  np.random.rand(*shape)``, exactly as the CS231n assignment draws its dropout masks, so
+  published numbers reproduce.
+* CuPy: ``cupy.random`` (seeded with ``cupy.random.seed``), on the current device.
+* PyTorch: a ``torch.Generator`` on the tensor's device (the default generator when no
+  seed is given).
+* JAX: ``jax.random.uniform`` with ``jax.random.key(seed)``. Without a seed, a key kept
+  in this module is split on every call; that is not usable inside ``jax.jit`` (the key
+  would be baked into the compiled function), so pass a seed there.
+* array-api-strict (a CPU test backend without a generator): drawn by NumPy and placed on
+  the array's device.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from ._backend import array_namespace, backend_name, device_of
+
+__all__ = ["uniform"]
+
+_jax_state: dict[str, Any] = {}
+_jax_lock = threading.Lock()
+
+
+def _next_jax_key() -> Any:
+    import jax
+
+    with _jax_lock:
+        key = _jax_state.get("key")
+        if key is None:
+            key = jax.random.key(0)
+        key, sub = jax.random.split(key)
+        _jax_state["key"] = key
+    return sub
+
+
+def uniform(shape: tuple[int, ...], like: Any, seed: int | None = None) -> Any:
+    """Uniform random numbers in [0, 1) with the backend, device and dtype of ``like``.
+
+    Parameters
+    ----------
+    shape : tuple of int
+    like : array
+        A floating array whose library, device and dtype the result takes.
+    seed : int, optional
+        Seed for a reproducible draw (see the module notes for each backend).
+
+    Returns
+    -------
+    array, shape ``shape``
+    """
+    xp = array_namespace(like=like)
+    shape = tuple(int(n) for n in shape)
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise TypeError(f"seed must be a Python int or None; got {seed!r}")
+    name = backend_name(like)
+    dtype, device = like.dtype, device_of(like)
+    if name == "numpy":
+        import numpy as np
+
+        # The legacy global state on purpose: CS231n's seeded masks must reproduce.
+        if seed is not None:
+            np.random.seed(seed)  # noqa: NPY002
+        return np.random.rand(*shape).astype(dtype, copy=False)  # noqa: NPY002
+    if name == "cupy":
+        import cupy
+
+        with cupy.cuda.Device(device.id):
+            if seed is not None:
+                cupy.random.seed(seed)
+            return cupy.random.random_sample(shape, dtype=dtype)
+    if name == "torch":
+        import torch
+
+        generator = None
+        if seed is not None:
+            generator = torch.Generator(device=device)
+            generator.manual_seed(seed)
+        return torch.rand(shape, generator=generator, dtype=dtype, device=device)
+    if name == "jax":
+        import jax
+
+        key = jax.random.key(seed) if seed is not None else _next_jax_key()
+        values = jax.random.uniform(key, shape, dtype=dtype)
+        return values if device is None else jax.device_put(values, device)
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    return xp.asarray(rng.random(shape), dtype=dtype, device=device)
