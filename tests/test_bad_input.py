@@ -7,12 +7,17 @@ import pytest
 
 from xpnn import (
     affine_forward,
+    batchnorm_forward,
     conv_backward_fast,
     conv_forward_fast,
     conv_forward_naive,
+    dropout_forward,
+    layernorm_forward,
     max_pool_forward_fast,
     max_pool_forward_naive,
     softmax_loss,
+    spatial_batchnorm_forward,
+    spatial_groupnorm_forward,
     svm_loss,
 )
 
@@ -137,3 +142,72 @@ def test_labels_shape_and_dtype(bk, loss):
         loss(x, bk.asarray(np.array([0.0, 1.0, 2.0])))
     with pytest.raises(ValueError, match=r"x must be a 2-d array of class scores"):
         loss(bk.asarray(np.zeros(4)), bk.asarray(np.array([0], dtype=np.int64)))
+
+
+# ------------------------------------------------------------------ norms and dropout
+
+
+def _bn_args(bk, n=4, d=3):
+    return bk.asarray(np.ones((n, d))), bk.asarray(np.ones(d)), bk.asarray(np.zeros(d))
+
+
+@pytest.mark.parametrize("mode", ["eval", None, "Train"])
+def test_batchnorm_bad_mode(bk, mode):
+    with pytest.raises(ValueError, match=r"bn_param\['mode'\] must be 'train' or 'test'; got"):
+        batchnorm_forward(*_bn_args(bk), {"mode": mode})
+
+
+def test_batchnorm_shapes_and_running_stats(bk):
+    x, gamma, beta = _bn_args(bk)
+    with pytest.raises(ValueError, match=r"gamma must have shape \(3,\)"):
+        batchnorm_forward(x, bk.asarray(np.ones(4)), beta, {"mode": "train"})
+    with pytest.raises(ValueError, match=r"x must be a 2-d array \(N, D\)"):
+        batchnorm_forward(bk.asarray(np.ones((2, 3, 4))), gamma, beta, {"mode": "train"})
+    with pytest.raises(ValueError, match=r"bn_param\['running_mean'\] must have shape \(3,\)"):
+        batchnorm_forward(x, gamma, beta, {"mode": "test", "running_mean": bk.asarray(np.ones(2))})
+    with pytest.raises(TypeError, match=r"bn_param\['running_var'\] has dtype"):
+        batchnorm_forward(
+            x, gamma, beta, {"mode": "test", "running_var": bk.asarray(np.ones(3), "float32")}
+        )
+    with pytest.raises(ValueError, match=r"bn_param\['eps'\] must be a positive number"):
+        batchnorm_forward(x, gamma, beta, {"mode": "train", "eps": 0})
+
+
+def test_layernorm_and_spatial_shapes(bk):
+    x, gamma, beta = _bn_args(bk)
+    with pytest.raises(ValueError, match=r"beta must have shape \(3,\)"):
+        layernorm_forward(x, gamma, bk.asarray(np.ones(2)), {})
+    with pytest.raises(ValueError, match=r"x must be a 4-d array \(N, C, H, W\)"):
+        spatial_batchnorm_forward(x, gamma, beta, {"mode": "train"})
+
+
+@pytest.mark.parametrize("groups", [4, 0, -2])
+def test_groupnorm_groups_must_divide_channels(bk, groups):
+    x = bk.asarray(np.ones((2, 6, 3, 3)))
+    g = bk.asarray(np.ones((1, 6, 1, 1)))
+    with pytest.raises(
+        ValueError, match=rf"G must be a positive divisor of .* C = 6; got {groups}"
+    ):
+        spatial_groupnorm_forward(x, g, g, groups, {})
+
+
+def test_groupnorm_bad_gamma_and_group_type(bk):
+    x = bk.asarray(np.ones((2, 6, 3, 3)))
+    g = bk.asarray(np.ones((1, 6, 1, 1)))
+    with pytest.raises(ValueError, match=r"gamma must have shape \(1, 6, 1, 1\)"):
+        spatial_groupnorm_forward(x, bk.asarray(np.ones((1, 3, 1, 1))), g, 2, {})
+    with pytest.raises(TypeError, match=r"G must be a Python int"):
+        spatial_groupnorm_forward(x, g, g, 2.0, {})
+
+
+@pytest.mark.parametrize("p", [0, 1.5, -0.1, "0.5"])
+def test_dropout_bad_keep_probability(bk, p):
+    with pytest.raises(ValueError, match=r"dropout_param\['p'\] is the probability of keeping"):
+        dropout_forward(bk.asarray(np.ones(3)), {"mode": "train", "p": p})
+
+
+def test_dropout_bad_mode_and_missing_p(bk):
+    with pytest.raises(ValueError, match=r"dropout_param\['mode'\] must be 'train' or 'test'"):
+        dropout_forward(bk.asarray(np.ones(3)), {"mode": "eval", "p": 0.5})
+    with pytest.raises(KeyError, match=r"dropout_param needs the key 'p'"):
+        dropout_forward(bk.asarray(np.ones(3)), {"mode": "train"})

@@ -45,6 +45,8 @@ def _as_tuple(value):
 def test_forward_and_backward_match_numpy(bk, case):
     if bk.name == "numpy":
         pytest.skip("NumPy is the reference backend of this comparison")
+    if case.random:
+        pytest.skip("each backend draws its own random numbers (see test_dropout.py)")
     host, arrays = _inputs(bk, case, "float64")
     ref_out, ref_cache = case.run(*host.values())
     out, cache = case.run(*arrays)

@@ -345,6 +345,9 @@ class GradCase:
         leaves the case unchanged.
     label : str
         Tells apart cases of one forward function with different backward passes.
+    random : bool
+        The forward draws random numbers from the backend's own generator (dropout), so
+        its values differ between backends even with a seed.
     """
 
     name: str
@@ -353,6 +356,7 @@ class GradCase:
     inputs: Mapping[str, tuple[int, ...] | ArraySpec]
     params: Mapping[str, Any] = field(default_factory=dict)
     label: str = ""
+    random: bool = False
 
     @property
     def specs(self) -> dict[str, ArraySpec]:

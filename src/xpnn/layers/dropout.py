@@ -99,5 +99,6 @@ for _p in (0.25, 0.8):
             dropout_backward,
             inputs={"x": (10, 12)},
             params={"dropout_param": {"mode": "train", "p": _p, "seed": 123}},
+            random=True,
         )
     )
