@@ -7,7 +7,7 @@ import pytest
 
 import xpnn
 from xpnn import dropout_backward, dropout_forward
-from xpnn.random import uniform
+from xpnn.random import bernoulli, uniform
 
 
 def _np(a):
@@ -94,3 +94,20 @@ def test_dropout_under_jit_with_seed(bk, rng):
     param = {"mode": "train", "p": 0.5, "seed": 11}
     jitted = jax.jit(lambda v: dropout_forward(v, param)[0])(x)
     np.testing.assert_array_equal(np.asarray(jitted), np.asarray(dropout_forward(x, param)[0]))
+
+
+def test_mask_does_not_depend_on_dtype(bk, rng):
+    x0 = rng.standard_normal((20, 20)) + 5
+    param = {"mode": "train", "p": 0.5, "seed": 4}
+    out32 = _np(dropout_forward(bk.asarray(x0, "float32"), param)[0])
+    out64 = _np(dropout_forward(bk.asarray(x0), param)[0])
+    np.testing.assert_array_equal(out32 != 0, out64 != 0)
+
+
+def test_bernoulli_rate_and_device(bk):
+    like = bk.asarray(np.zeros(1))
+    mask = bernoulli((200, 200), 0.25, like=like, seed=0)
+    assert mask.dtype == bk.xp.bool and mask.shape == (200, 200)
+    if bk.device is not None:
+        assert mask.device == bk.device
+    assert abs(_np(mask).mean() - 0.25) < 0.01

@@ -44,6 +44,16 @@ def test_staged_and_simplified_backward_agree(bk, rng, shape):
         np.testing.assert_allclose(_np(staged), _np(simple), rtol=1e-10, atol=1e-12)
 
 
+def test_batchnorm_input_gradient_sums_to_zero(bk, rng):
+    # Shifting a whole column leaves the normalized output unchanged, so the gradient has
+    # no component along it (docs/norm_backward.md).
+    x, gamma, beta, dout = _arrays(bk, rng, (50, 4), (4,), (4,), (50, 4))
+    _, cache = batchnorm_forward(x * 3 + 7, gamma, beta, {"mode": "train"})
+    for backward in (batchnorm_backward, batchnorm_backward_alt):
+        dx = _np(backward(dout, cache)[0])
+        np.testing.assert_allclose(dx.sum(axis=0), 0, atol=1e-12)
+
+
 def test_train_mode_normalizes_each_feature(bk, rng):
     x0 = rng.standard_normal((200, 3)) * np.array([1.0, 5.0, 0.1]) + np.array([3, -2, 10])
     gamma = np.array([1.0, 2.0, 0.5])

@@ -23,7 +23,7 @@ from typing import Any
 
 from ._backend import array_namespace, backend_name, device_of
 
-__all__ = ["uniform"]
+__all__ = ["bernoulli", "uniform"]
 
 _jax_state: dict[str, Any] = {}
 _jax_lock = threading.Lock()
@@ -41,16 +41,58 @@ def _next_jax_key() -> Any:
     return sub
 
 
-def uniform(shape: tuple[int, ...], like: Any, seed: int | None = None) -> Any:
+def _check_seed(seed: Any) -> None:
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise TypeError(f"seed must be a Python int or None; got {seed!r}")
+
+
+def bernoulli(shape: tuple[int, ...], p: float, like: Any, seed: int | None = None) -> Any:
+    """Boolean array, True with probability ``p``, on the backend and device of ``like``.
+
+    The draw does not depend on ``like``'s dtype: a seed gives the same mask for float32
+    and float64 inputs. On NumPy it is ``np.random.seed(seed); np.random.rand(*shape) < p``
+    (CS231n's dropout mask); elsewhere a float32 uniform draw compared with ``p``
+    (``jax.random.bernoulli`` on JAX).
+
+    Parameters
+    ----------
+    shape : tuple of int
+    p : float
+        Probability of True, in [0, 1].
+    like : array
+    seed : int, optional
+
+    Returns
+    -------
+    array of bool, shape ``shape``
+    """
+    _check_seed(seed)
+    shape = tuple(int(n) for n in shape)
+    if backend_name(like) == "jax":
+        import jax
+
+        key = jax.random.key(seed) if seed is not None else _next_jax_key()
+        mask = jax.random.bernoulli(key, p, shape)
+        device = device_of(like)
+        return mask if device is None else jax.device_put(mask, device)
+    xp = array_namespace(like=like)
+    draw_dtype = "float64" if backend_name(like) == "numpy" else "float32"
+    return uniform(shape, like=like, seed=seed, dtype=getattr(xp, draw_dtype)) < p
+
+
+def uniform(shape: tuple[int, ...], like: Any, seed: int | None = None, dtype: Any = None) -> Any:
     """Uniform random numbers in [0, 1) with the backend, device and dtype of ``like``.
 
     Parameters
     ----------
     shape : tuple of int
     like : array
-        A floating array whose library, device and dtype the result takes.
+        An array whose library and device the result takes.
     seed : int, optional
         Seed for a reproducible draw (see the module notes for each backend).
+    dtype : optional
+        Floating dtype of the result (a dtype of ``like``'s library); default
+        ``like.dtype``.
 
     Returns
     -------
@@ -58,10 +100,10 @@ def uniform(shape: tuple[int, ...], like: Any, seed: int | None = None) -> Any:
     """
     xp = array_namespace(like=like)
     shape = tuple(int(n) for n in shape)
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise TypeError(f"seed must be a Python int or None; got {seed!r}")
+    _check_seed(seed)
     name = backend_name(like)
-    dtype, device = like.dtype, device_of(like)
+    dtype = like.dtype if dtype is None else dtype
+    device = device_of(like)
     if name == "numpy":
         import numpy as np
 

@@ -60,7 +60,7 @@ def dropout_forward(x: Any, dropout_param: dict) -> tuple[Any, tuple]:
         return x, (dropout_param, None)
     keep = dropout_param.get("mask")
     if keep is None:
-        keep = xprandom.uniform(tuple(x.shape), like=x, seed=seed) < p
+        keep = xprandom.bernoulli(tuple(x.shape), p, like=x, seed=seed)
     else:
         array_namespace(x=x, **{"dropout_param['mask']": keep})
         require_shape("dropout_param['mask']", keep, tuple(x.shape), "the shape of x")
