@@ -162,6 +162,13 @@ def _bn_check_dout(dout: Any, x: Any) -> None:
     require_same_dtype("x", x, dout=dout)
 
 
+def _scale_shift_backward(dout: Any, x: Any, xhat: Any, gamma: Any) -> tuple[Any, ...]:
+    """``(xp, dxhat, dgamma, dbeta)`` through ``out = gamma * xhat + beta`` of an (N, D) layer."""
+    xp = array_namespace(dout=dout, x=x)
+    _bn_check_dout(dout, x)
+    return xp, dout * gamma, xp.sum(dout * xhat, axis=0), xp.sum(dout, axis=0)
+
+
 def batchnorm_backward(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
     """Batch normalization backward pass, staged along the computation graph.
 
@@ -182,11 +189,7 @@ def batchnorm_backward(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
     dbeta : array, shape (D,)
     """
     mode, x, xhat, mu, inv_std, gamma = cache
-    xp = array_namespace(dout=dout, x=x)
-    _bn_check_dout(dout, x)
-    dbeta = xp.sum(dout, axis=0)
-    dgamma = xp.sum(dout * xhat, axis=0)
-    dxhat = dout * gamma
+    xp, dxhat, dgamma, dbeta = _scale_shift_backward(dout, x, xhat, gamma)
     if mode == "test":
         return dxhat * inv_std, dgamma, dbeta  # the statistics are constants
     m = x.shape[0]
@@ -221,11 +224,7 @@ def batchnorm_backward_alt(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
     dbeta : array, shape (D,)
     """
     mode, x, xhat, _, inv_std, gamma = cache
-    xp = array_namespace(dout=dout, x=x)
-    _bn_check_dout(dout, x)
-    dbeta = xp.sum(dout, axis=0)
-    dgamma = xp.sum(dout * xhat, axis=0)
-    dxhat = dout * gamma
+    xp, dxhat, dgamma, dbeta = _scale_shift_backward(dout, x, xhat, gamma)
     if mode == "test":
         return dxhat * inv_std, dgamma, dbeta
     return _normalize_backward(xp, dxhat, xhat, inv_std, (0,)), dgamma, dbeta
@@ -330,12 +329,8 @@ def layernorm_backward(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
     dgamma, dbeta : arrays, shape (D,)
     """
     xhat, inv_std, gamma = cache
-    xp = array_namespace(dout=dout, xhat=xhat)
-    _bn_check_dout(dout, xhat)
-    dbeta = xp.sum(dout, axis=0)
-    dgamma = xp.sum(dout * xhat, axis=0)
-    dx = _normalize_backward(xp, dout * gamma, xhat, inv_std, (1,))
-    return dx, dgamma, dbeta
+    xp, dxhat, dgamma, dbeta = _scale_shift_backward(dout, xhat, xhat, gamma)
+    return _normalize_backward(xp, dxhat, xhat, inv_std, (1,)), dgamma, dbeta
 
 
 # --------------------------------------------------------------------------- group norm
