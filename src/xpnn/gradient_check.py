@@ -471,12 +471,13 @@ def run_case(
     CaseResult
     """
     specs = case.specs
-    forward = (
-        (lambda *arrays: case.run(*arrays)[0])
-        if compile is None
-        else compile(lambda *arrays: case.run(*arrays)[0])
-    )
-    gradients = case.gradients if compile is None else compile(case.gradients)
+
+    def forward(*arrays: Any) -> Any:
+        return case.run(*arrays)[0]
+
+    gradients = case.gradients
+    if compile is not None:
+        forward, gradients = compile(forward), compile(gradients)
     host = case.draw_inputs(seed)
     host_dout = None
     if not case.is_loss:

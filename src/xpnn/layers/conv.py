@@ -251,18 +251,26 @@ def conv_backward_fast(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
     return dx, dw, db
 
 
-_CONV_CASES = [
-    # (x shape, w shape, conv_param)
+# (x shape, w shape, conv_param): padding, stride 2, non-square filters, a window as
+# large as the padded input. The naive reference gets smaller inputs of the same kinds:
+# its per-output loops are what a gradient check (and jax.jit) pays for.
+_FAST_CASES = [
     ((2, 3, 5, 5), (2, 3, 3, 3), {"stride": 1, "pad": 1}),
     ((2, 2, 7, 7), (3, 2, 3, 3), {"stride": 2, "pad": 1}),
     ((1, 2, 6, 5), (2, 2, 2, 3), {"stride": 1, "pad": 0}),
     ((2, 1, 4, 4), (2, 1, 4, 4), {"stride": 2, "pad": 1}),
 ]
-for _x, _w, _p in _CONV_CASES:
-    for _fwd, _bwd in (
-        (conv_forward_fast, conv_backward_fast),
-        (conv_forward_naive, conv_backward_naive),
-    ):
+_NAIVE_CASES = [
+    ((1, 2, 4, 4), (2, 2, 3, 3), {"stride": 1, "pad": 1}),
+    ((1, 2, 5, 5), (2, 2, 3, 3), {"stride": 2, "pad": 1}),
+    ((1, 2, 4, 3), (2, 2, 2, 3), {"stride": 1, "pad": 0}),
+    ((2, 1, 4, 4), (1, 1, 4, 4), {"stride": 2, "pad": 1}),
+]
+for _fwd, _bwd, _cases in (
+    (conv_forward_fast, conv_backward_fast, _FAST_CASES),
+    (conv_forward_naive, conv_backward_naive, _NAIVE_CASES),
+):
+    for _x, _w, _p in _cases:
         register_case(
             GradCase(
                 _fwd.__name__,
