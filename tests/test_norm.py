@@ -3,6 +3,8 @@ PyTorch autograd / jax.vjp as oracles on random shapes."""
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -203,8 +205,14 @@ def _ours_all(bk, x, gamma, beta, dout, groups):
     results = {}
 
     def run(name, forward, backward, args, d):
-        out, cache = forward(*(bk.asarray(a) if isinstance(a, np.ndarray) else a for a in args))
-        grads = backward(bk.asarray(d), cache)
+        arrays = [bk.asarray(a) for a in args if isinstance(a, np.ndarray)]
+        params = [a for a in args if not isinstance(a, np.ndarray)]
+
+        def forward_backward(dout, *arrays):
+            out, cache = forward(*arrays, *params)
+            return out, backward(dout, cache)
+
+        out, grads = bk.maybe_jit(forward_backward)(bk.asarray(d), *arrays)
         results[name] = [_np(out)] + [_np(g) for g in grads]
 
     run(
@@ -312,9 +320,14 @@ def test_against_jax_vjp(bk, geometry):
         z = standardize(a.reshape(n, groups, -1), 2).reshape(a.shape)
         return z * g[None, :, None, None] + b[None, :, None, None]
 
+    @functools.partial(jax.jit, static_argnums=0)
+    def _vjp(fn, arrays, d):
+        out, pullback = jax.vjp(fn, *arrays)
+        return out, pullback(d)
+
     def vjp(fn, arrays, d):
-        out, pullback = jax.vjp(fn, *(jnp.asarray(a) for a in arrays))
-        return [np.asarray(out)] + [np.asarray(g) for g in pullback(jnp.asarray(d))]
+        out, grads = _vjp(fn, [jnp.asarray(a) for a in arrays], jnp.asarray(d))
+        return [np.asarray(out)] + [np.asarray(g) for g in grads]
 
     bn_ref = vjp(bn, (x2, g2, b2), d2)
     reference = {
