@@ -43,7 +43,8 @@ def test_staged_and_simplified_backward_agree(bk, rng, shape):
     for staged, simple in zip(
         batchnorm_backward(dout, cache), batchnorm_backward_alt(dout, cache), strict=True
     ):
-        np.testing.assert_allclose(_np(staged), _np(simple), rtol=1e-10, atol=1e-12)
+        # Measured: at most ~1e-15 apart (the issue asks for ~1e-12).
+        np.testing.assert_allclose(_np(staged), _np(simple), rtol=0, atol=1e-12)
 
 
 def test_batchnorm_input_gradient_sums_to_zero(bk, rng):
