@@ -23,6 +23,7 @@ __all__ = [
     "device_of",
     "get_backend",
     "get_namespace",
+    "is_traced",
     "to_backend",
     "to_numpy",
     "use_backend",
@@ -159,6 +160,19 @@ def _namespace_or_none(array: Any) -> ModuleType | None:
 def device_of(array: Any) -> Any:
     """The device of ``array`` (``None`` for a JAX tracer inside ``jax.jit``)."""
     return array_api_compat.device(array)
+
+
+def is_traced(array: Any) -> bool:
+    """True where an array's values are not known: a JAX tracer inside ``jax.jit``.
+
+    (array-api-compat's ``is_lazy_array`` calls every JAX array lazy, eager ones too;
+    only tracers are, here. Other lazy libraries, such as Dask, count as traced.)
+    """
+    if array_api_compat.is_jax_array(array):
+        from jax.core import Tracer
+
+        return isinstance(array, Tracer)
+    return array_api_compat.is_lazy_array(array)
 
 
 def array_namespace(*arrays: Any, **named_arrays: Any) -> ModuleType:

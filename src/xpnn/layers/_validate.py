@@ -11,7 +11,7 @@ import operator
 from collections.abc import Mapping
 from typing import Any
 
-import array_api_compat
+from .._backend import is_traced
 
 
 def require_ndim(name: str, array: Any, ndim: int, layout: str) -> None:
@@ -78,18 +78,6 @@ def windows_out(
     return 1 + (extent - window) // stride
 
 
-def _is_traced(array: Any) -> bool:
-    """True where values are unknown: a JAX tracer inside ``jax.jit``, or a lazy array.
-
-    (array-api-compat calls every JAX array lazy, eager ones included; only tracers are.)
-    """
-    if array_api_compat.is_jax_array(array):
-        from jax.core import Tracer
-
-        return isinstance(array, Tracer)
-    return array_api_compat.is_lazy_array(array)
-
-
 def check_labels(xp: Any, y: Any, num_samples: int, num_classes: int) -> None:
     """Labels: 1-d, integer, one per sample, each in ``[0, num_classes)``.
 
@@ -102,7 +90,7 @@ def check_labels(xp: Any, y: Any, num_samples: int, num_classes: int) -> None:
         raise ValueError(f"y must hold one label per row of x ({num_samples}); got {y.shape[0]}")
     if not xp.isdtype(y.dtype, "integral"):
         raise TypeError(f"y must be an integer array of class labels; got dtype {y.dtype}")
-    if _is_traced(y) or num_samples == 0:
+    if is_traced(y) or num_samples == 0:
         return
     if bool(xp.any((y < 0) | (y >= num_classes))):
         raise ValueError(
