@@ -1,8 +1,9 @@
 """Test matrix and project tasks: plain ``nox`` runs every session that works on a CPU.
 
-Each ``tests-<backend>`` session installs only that backend's extra (plus PyTorch as an
-independent oracle where the backend is not PyTorch or JAX) and runs the same suite with
-``XPNN_BACKEND=<backend>``.
+Each ``tests-<backend>`` session installs only that backend's extra and runs the same
+suite with ``XPNN_BACKEND=<backend>``. PyTorch is added as the independent oracle of the
+conv, pool, loss and norm tests wherever the backend is not JAX (whose session checks
+against ``jax.vjp`` instead).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ nox.options.error_on_missing_interpreters = True
 # pulls a multi-GB CUDA build on Linux.
 TORCH = "torch==2.13.0"
 
-# backend -> (extras of xpnn to install, further packages used as independent oracles)
+# backend -> (extras of xpnn to install, further packages: oracles, and the torch pin)
 MATRIX: dict[str, tuple[list[str], list[str]]] = {
     "numpy": (["test"], [TORCH]),
     "array_api_strict": (["strict", "test"], [TORCH]),
