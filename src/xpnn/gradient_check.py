@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import array_api_compat
+import array_api_extra as xpx
 import numpy as np
 
 from ._backend import array_namespace, device_of, to_numpy
@@ -71,34 +72,38 @@ def _scalar(xp: Any, value: Any, like: Any) -> Any:
     return xp.asarray(value, dtype=like.dtype, device=device_of(like))
 
 
+def _evaluate_on_both_sides(
+    f: Callable[[Any], Any], x: Any, ix: tuple[int, ...], h: float
+) -> tuple[Any, Any]:
+    """``(f(x + h e_ix), f(x - h e_ix))``.
+
+    A writeable ``x`` is perturbed in place and restored (``f`` may read it through a
+    closure); an immutable one (JAX) is copied, and ``f`` gets the copy.
+    """
+    xp = array_namespace(x=x)
+    old = xp.asarray(x[ix], copy=True)
+    if not array_api_compat.is_writeable_array(x):
+        return f(xpx.at(x, ix).set(old + h, copy=True)), f(xpx.at(x, ix).set(old - h, copy=True))
+    x[ix] = old + h
+    plus = f(x)
+    x[ix] = old - h
+    minus = f(x)
+    x[ix] = old
+    return plus, minus
+
+
 def _central_differences(
     f: Callable[[Any], Any], x: Any, h: float, reduce: Callable[[Any], Any]
 ) -> Any:
     """``(reduce(f(x + h e_i)) - reduce(f(x - h e_i))) / 2h`` for every coordinate i."""
     xp = array_namespace(x=x)
-    writeable = array_api_compat.is_writeable_array(x)
     derivatives = []
     for ix in _indices(tuple(x.shape)):
-        old = xp.asarray(x[ix], copy=True)
-        if writeable:
-            x[ix] = old + h
-            plus = reduce(f(x))
-            x[ix] = old - h
-            minus = reduce(f(x))
-            x[ix] = old
-        else:
-            plus = reduce(f(_set(x, ix, old + h)))
-            minus = reduce(f(_set(x, ix, old - h)))
-        derivatives.append(_scalar(xp, (plus - minus) / (2 * h), x))
+        plus, minus = _evaluate_on_both_sides(f, x, ix, h)
+        derivatives.append(_scalar(xp, (reduce(plus) - reduce(minus)) / (2 * h), x))
     if not derivatives:
         return xp.zeros_like(x)
     return xp.reshape(xp.stack(derivatives), tuple(x.shape))
-
-
-def _set(x: Any, ix: tuple[int, ...], value: Any) -> Any:
-    import array_api_extra as xpx
-
-    return xpx.at(x, ix).set(value, copy=True)
 
 
 def eval_numerical_gradient(
@@ -193,23 +198,13 @@ def grad_check_sparse(
     list of float
         The relative error of each checked coordinate (also printed).
     """
-    xp = array_namespace(x=x, analytic_grad=analytic_grad)
+    array_namespace(x=x, analytic_grad=analytic_grad)  # one backend, one device
     rng = random if seed is None else random.Random(seed)
-    writeable = array_api_compat.is_writeable_array(x)
     analytic = to_numpy(analytic_grad)
     errors = []
     for _ in range(num_checks):
         ix = tuple(rng.randrange(n) for n in x.shape)
-        old = xp.asarray(x[ix], copy=True)
-        if writeable:
-            x[ix] = old + h
-            plus = f(x)
-            x[ix] = old - h
-            minus = f(x)
-            x[ix] = old
-        else:
-            plus = f(_set(x, ix, old + h))
-            minus = f(_set(x, ix, old - h))
+        plus, minus = _evaluate_on_both_sides(f, x, ix, h)
         numeric = float((plus - minus) / (2 * h))
         exact = float(analytic[ix])
         err = abs(numeric - exact) / max(abs(numeric) + abs(exact), 1e-300)
