@@ -16,25 +16,14 @@ from __future__ import annotations
 import argparse
 import datetime
 import platform
-import time
-from pathlib import Path
 
 import numpy as np
+from _common import best_of, machine, write_result
 
 import xpnn
 from xpnn import batchnorm_backward, batchnorm_backward_alt, batchnorm_forward
 
 SHAPES = [(4096, 1024), (100, 500)]
-
-
-def best_of(fn, repeat: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def numpy_case(shape, dtype, repeat):
@@ -90,8 +79,6 @@ def main() -> None:
                 )
                 print(lines[-1], flush=True)
     if args.write:
-        from bench_conv import machine
-
         report = [
             "# Batch-norm backward: staged vs simplified",
             "",
@@ -104,10 +91,7 @@ def main() -> None:
             "",
             *lines,
         ]
-        path = Path(__file__).parent / "results" / "batchnorm_cpu.md"
-        path.parent.mkdir(exist_ok=True)
-        path.write_text("\n".join(report) + "\n")
-        print(f"\nwrote {path}")
+        write_result("batchnorm_cpu.md", report)
 
 
 if __name__ == "__main__":

@@ -15,13 +15,10 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
 import platform
-import time
-from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
+from _common import best_of, machine, write_result
 
 import xpnn
 from xpnn import conv_backward_fast, conv_backward_naive, conv_forward_fast, conv_forward_naive
@@ -33,17 +30,6 @@ SHAPES = [
     ("3->32 ch, 7x7 filter (ThreeLayerConvNet)", (50, 3, 32, 32), (32, 3, 7, 7), 1, 3),
 ]
 NAIVE_SHAPE = SHAPES[0]
-
-
-def best_of(fn: Callable[[], object], repeat: int, warmup: int = 1) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def xpnn_step(forward, backward, x, w, b, param, dout):
@@ -64,18 +50,6 @@ def torch_step(torch, x, w, b, stride, pad, dout):
         out.backward(tdout)
 
     return step
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} logical cores, {platform.system()} {platform.release()}"
 
 
 def main() -> None:
@@ -152,10 +126,7 @@ def main() -> None:
         ]
         if naive_lines:
             report += ["", f"Naive loops vs fast, float64, {shape}:", "", *naive_lines]
-        out_path = Path(__file__).parent / "results" / "conv_cpu.md"
-        out_path.parent.mkdir(exist_ok=True)
-        out_path.write_text("\n".join(report) + "\n")
-        print(f"\nwrote {out_path}")
+        write_result("conv_cpu.md", report)
 
 
 if __name__ == "__main__":
