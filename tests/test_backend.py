@@ -52,7 +52,9 @@ def test_missing_backend_says_how_to_install(monkeypatch):
 
     monkeypatch.setattr(builtins, "__import__", fake_import)
     monkeypatch.setattr("importlib.import_module", lambda name: fake_import(name))
-    with pytest.raises(ImportError, match=r"pip install 'xpnn\[jax\]'"):
+    with pytest.raises(
+        ImportError, match=r"not installed; install it with: pip install .*\[jax\]'"
+    ):
         xpnn.get_namespace("jax")
 
 

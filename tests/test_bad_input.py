@@ -6,20 +6,24 @@ import numpy as np
 import pytest
 
 from xpnn import (
+    affine_backward,
     affine_forward,
     batchnorm_forward,
     conv_backward_fast,
+    conv_backward_naive,
     conv_forward_fast,
     conv_forward_naive,
     dropout_forward,
     layernorm_forward,
     max_pool_forward_fast,
     max_pool_forward_naive,
+    relu_forward,
     softmax_loss,
     spatial_batchnorm_forward,
     spatial_groupnorm_forward,
     svm_loss,
 )
+from xpnn.gradcheck import registered_cases
 
 CONVS = [conv_forward_fast, conv_forward_naive]
 POOLS = [max_pool_forward_fast, max_pool_forward_naive]
@@ -80,13 +84,6 @@ def test_conv_wrong_ndim_and_bias(bk, conv):
         conv(x, bk.asarray(np.ones((4, 3, 3))), b, {"stride": 1, "pad": 1})
     with pytest.raises(ValueError, match=r"b must have shape \(4,\)"):
         conv(x, w, bk.asarray(np.ones(3)), {"stride": 1, "pad": 1})
-
-
-def test_conv_mixed_dtypes(bk):
-    x, _, b = _conv_args(bk)
-    w = bk.asarray(np.ones((4, 3, 3, 3)), "float32")
-    with pytest.raises(TypeError, match=r"w has dtype .*float32 but x has dtype .*float64"):
-        conv_forward_fast(x, w, b, {"stride": 1, "pad": 1})
 
 
 def test_conv_backward_wrong_dout_shape(bk):
@@ -165,9 +162,9 @@ def test_batchnorm_shapes_and_running_stats(bk):
         batchnorm_forward(bk.asarray(np.ones((2, 3, 4))), gamma, beta, {"mode": "train"})
     with pytest.raises(ValueError, match=r"bn_param\['running_mean'\] must have shape \(3,\)"):
         batchnorm_forward(x, gamma, beta, {"mode": "test", "running_mean": bk.asarray(np.ones(2))})
-    with pytest.raises(TypeError, match=r"bn_param\['running_var'\] has dtype"):
+    with pytest.raises(TypeError, match=r"bn_param\['running_var'\] must be a real floating"):
         batchnorm_forward(
-            x, gamma, beta, {"mode": "test", "running_var": bk.asarray(np.ones(3), "float32")}
+            x, gamma, beta, {"mode": "test", "running_var": bk.asarray(np.ones(3), "int64")}
         )
     with pytest.raises(ValueError, match=r"bn_param\['eps'\] must be a positive number"):
         batchnorm_forward(x, gamma, beta, {"mode": "train", "eps": 0})
@@ -211,3 +208,86 @@ def test_dropout_bad_mode_and_missing_p(bk):
         dropout_forward(bk.asarray(np.ones(3)), {"mode": "eval", "p": 0.5})
     with pytest.raises(KeyError, match=r"dropout_param needs the key 'p'"):
         dropout_forward(bk.asarray(np.ones(3)), {"mode": "train"})
+
+
+# ------------------------------------------------------- not arrays, wrong caches, warnings
+
+CASES = [c for c in registered_cases() if not c.random]
+CASE_IDS = [f"{c.name}[{c.describe()}]" for c in CASES]
+
+
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_a_list_for_an_array_names_the_argument(bk, case):
+    host = case.draw_inputs(seed=0)
+    arrays = {k: bk.asarray(v) for k, v in host.items()}
+    for name in host:
+        args = dict(arrays, **{name: host[name].tolist()})
+        with pytest.raises(TypeError, match=rf"^{name} must be an array .*; got list"):
+            case.run(*args.values())
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if not c.is_loss], ids=lambda c: c.name)
+def test_another_layers_cache_names_the_expected_one(bk, case):
+    other = next(c for c in CASES if not c.is_loss and c.forward is not case.forward)
+    out, _ = case.run(*(bk.asarray(v) for v in case.draw_inputs(seed=0).values()))
+    _, wrong_cache = other.run(*(bk.asarray(v) for v in other.draw_inputs(seed=0).values()))
+    with pytest.raises(
+        TypeError,
+        match=rf"cache must be the cache returned by {case.forward.__name__} \(a \w+Cache\); "
+        rf"got the cache of {other.forward.__name__}$",
+    ):
+        case.backward(bk.asarray(np.ones(tuple(out.shape))), wrong_cache)
+
+
+def test_naive_backward_with_the_fast_cache(bk):
+    x, w, b = _conv_args(bk)
+    out, fast_cache = conv_forward_fast(x, w, b, {"stride": 1, "pad": 1})
+    with pytest.raises(
+        TypeError,
+        match=r"conv_forward_naive \(a ConvNaiveCache\); got the cache "
+        r"of conv_forward_fast",
+    ):
+        conv_backward_naive(bk.asarray(np.ones(tuple(out.shape))), fast_cache)
+    with pytest.raises(TypeError, match=r"got a tuple"):
+        conv_backward_fast(bk.asarray(np.ones(tuple(out.shape))), tuple(fast_cache))
+
+
+def test_dout_must_be_an_array(bk):
+    _, cache = affine_forward(*(bk.asarray(np.ones(s)) for s in ((2, 3), (3, 4), (4,))))
+    with pytest.raises(TypeError, match=r"^dout must be an array"):
+        affine_backward(np.ones((2, 4)).tolist(), cache)
+
+
+def test_complex_input_is_refused(bk):
+    if not hasattr(bk.xp, "complex128"):
+        pytest.skip("no complex dtype")
+    x = bk.xp.asarray(np.ones((2, 3), dtype=np.complex128), device=bk.device)
+    with pytest.raises(TypeError, match=r"x must be a real floating, integer or boolean array"):
+        relu_forward(x)
+
+
+@pytest.mark.parametrize("missing", [("running_mean", "running_var"), ("running_var",)])
+def test_batchnorm_test_mode_without_running_statistics_warns(bk, missing):
+    x, gamma, beta = _bn_args(bk)
+    bn_param = {"mode": "test", "running_mean": bk.asarray(np.zeros(3))}
+    if "running_mean" in missing:
+        del bn_param["running_mean"]
+    with pytest.warns(UserWarning, match=rf"test mode without {' and '.join(missing)}"):
+        batchnorm_forward(x, gamma, beta, bn_param)
+    with pytest.warns(UserWarning, match="test mode without"):
+        spatial_batchnorm_forward(bk.asarray(np.ones((2, 3, 2, 2))), gamma, beta, dict(bn_param))
+
+
+def test_batchnorm_with_running_statistics_does_not_warn(bk, recwarn):
+    x, gamma, beta = _bn_args(bk)
+    bn_param = {"mode": "train"}
+    batchnorm_forward(x, gamma, beta, bn_param)
+    bn_param["mode"] = "test"
+    batchnorm_forward(x, gamma, beta, bn_param)
+    assert not [w for w in recwarn if issubclass(w.category, UserWarning)]
+
+
+def test_dropout_mask_must_be_boolean(bk):
+    x = bk.asarray(np.ones((2, 3)))
+    with pytest.raises(TypeError, match=r"dropout_param\['mask'\] must be a boolean array"):
+        dropout_forward(x, {"mode": "train", "p": 0.5, "mask": bk.asarray(np.ones((2, 3)))})

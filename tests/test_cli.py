@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from xpnn import affine_backward, affine_forward
-from xpnn import gradient_check as gc
 from xpnn.cli import main
+from xpnn.gradcheck import GradCase, registry
 
 
 def test_gradcheck_passes_and_prints_a_table(bk, capsys):
@@ -28,17 +28,18 @@ def test_gradcheck_fails_with_a_broken_layer(bk, capsys, monkeypatch):
         dx, dw, db = affine_backward(dout, cache)
         return dx, dw, db * 2
 
-    broken = gc.GradCase(
+    broken = GradCase(
         "broken_affine",
         affine_forward,
         broken_backward,
         inputs={"x": (2, 3), "w": (3, 2), "b": (2,)},
     )
-    monkeypatch.setattr(gc, "_REGISTRY", [*gc.registered_cases(), broken])
+    monkeypatch.setattr(registry, "_REGISTERED", [broken])
     status = main(["gradcheck", "--backend", bk.name, "-k", "broken"])
     out = capsys.readouterr().out
     assert status == 1
     assert "FAIL" in out and "0 passed, 1 failed" in out
+    assert "broken_affine x(2,3) w(3,2) b(2,): b[" in out  # the worst entry is named
 
 
 def test_gradcheck_rejects_an_unknown_backend(capsys):
@@ -55,3 +56,31 @@ def test_gradcheck_reports_an_unavailable_backend(capsys, monkeypatch):
     monkeypatch.setattr("xpnn.cli.get_namespace", unavailable)
     assert main(["gradcheck", "--backend", "cupy"]) == 2
     assert "pip install 'xpnn[cupy]'" in capsys.readouterr().err
+
+
+def test_gradcheck_imports_a_module_that_registers_cases(bk, capsys, monkeypatch, tmp_path):
+    (tmp_path / "my_layers.py").write_text(
+        "from xpnn import relu_forward, relu_backward\n"
+        "from xpnn.gradcheck import GradCase, nonzero, register_case\n"
+        "def my_forward(x):\n"
+        "    return relu_forward(2 * x)\n"
+        "def my_backward(dout, cache):\n"
+        "    return 2 * relu_backward(dout, cache)\n"
+        "register_case(GradCase('my_forward', my_forward, my_backward, {'x': nonzero(3, 4)}))\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(registry, "_REGISTERED", [])
+    status = main(["gradcheck", "--backend", bk.name, "--import", "my_layers", "-k", "my_"])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert "my_forward" in out and "1 passed, 0 failed" in out
+
+
+def test_gradcheck_names_a_module_it_cannot_import(capsys):
+    assert main(["gradcheck", "--import", "no_such_module_xyz"]) == 2
+    assert "cannot import 'no_such_module_xyz'" in capsys.readouterr().err
+
+
+def test_gradcheck_points_to_the_criterion(bk, capsys):
+    main(["gradcheck", "--backend", bk.name, "-k", "relu_forward"])
+    assert "how it is judged: " in capsys.readouterr().out

@@ -12,7 +12,7 @@ import pytest
 
 import xpnn
 from xpnn._backend import array_namespace
-from xpnn.gradient_check import registered_cases, run_case
+from xpnn.gradcheck import registered_cases, run_case
 
 CASES = registered_cases()
 IDS = [f"{c.name}[{c.describe()}]" for c in CASES]

@@ -19,9 +19,12 @@ from xpnn import (
     eval_numerical_gradient_array,
     grad_check_sparse,
     rel_error,
+    relu_backward,
+    relu_forward,
     softmax_loss,
 )
-from xpnn.gradient_check import GradCase, check_directional, labels, run_case
+from xpnn.gradcheck import ArraySpec, GradCase, labels, run_case
+from xpnn.gradient_check import check_directional
 
 
 def test_rel_error_hand_computed():
@@ -105,6 +108,38 @@ def test_directional_check_on_a_large_input(bk):
     assert check_directional(f, (x, w, b), (dx, dw * 1.01, db), dout) > 1e-4
 
 
+# ------------------------------------------------ f's output, exceptions, integer inputs
+
+
+def test_output_that_aliases_x_is_copied(bk):
+    """``dropout_forward`` in test mode returns ``x`` itself; the checker must copy it."""
+    x0 = np.array([[0.5, -1.0], [2.0, 0.25]])
+    df0 = np.array([[1.0, 2.0], [3.0, 4.0]])
+    grad = eval_numerical_gradient_array(lambda v: v, bk.asarray(x0), bk.asarray(df0))
+    np.testing.assert_allclose(xpnn.to_numpy(grad), df0, rtol=1e-9)
+
+
+def test_x_is_restored_when_f_raises(bk):
+    x0 = np.array([1.0, 2.0, 3.0])
+    x = bk.asarray(x0)
+    calls = []
+
+    def f(v):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("boom")
+        return bk.xp.sum(v)
+
+    with pytest.raises(RuntimeError, match="boom"):
+        eval_numerical_gradient(f, x, verbose=False)
+    np.testing.assert_array_equal(xpnn.to_numpy(x), x0)
+
+
+def test_integer_x_cannot_be_perturbed(bk):
+    with pytest.raises(TypeError, match=r"x must be a real floating array to be perturbed"):
+        eval_numerical_gradient(lambda v: v, bk.asarray(np.arange(3)), verbose=False)
+
+
 # ----------------------------------------------------------- a wrong backward is caught
 
 
@@ -125,29 +160,106 @@ def _softmax_without_mean(x, y):
     return loss, dx * x.shape[0]
 
 
+def _softmax_small_entries_zeroed(x, y):
+    """Entries below 1e-6 set to 0: invisible next to the largest entry (0.08)."""
+    loss, dx = softmax_loss(x, y)
+    xp = array_api_compat.array_namespace(dx)
+    return loss, xp.where(xp.abs(dx) < 1e-6, xp.zeros_like(dx), dx)
+
+
+def _softmax_tiny_entries_flipped(x, y):
+    """Entries below 1e-8 with the wrong sign."""
+    loss, dx = softmax_loss(x, y)
+    xp = array_api_compat.array_namespace(dx)
+    return loss, xp.where(xp.abs(dx) < 1e-8, -dx, dx)
+
+
+# Scores spread over +-20, so that softmax probabilities span many orders of magnitude.
+SPREAD_SCORES = {"x": ArraySpec((12, 10), scale=7.0), "y": labels(12, 10)}
+
 WRONG = [
-    GradCase(
-        "affine (dw transposed)",
-        affine_forward,
-        _affine_backward_transposed_dw,
-        inputs={"x": (3, 4), "w": (4, 4), "b": (4,)},
+    (
+        GradCase(
+            "affine (dw transposed)",
+            affine_forward,
+            _affine_backward_transposed_dw,
+            inputs={"x": (3, 4), "w": (4, 4), "b": (4,)},
+        ),
+        ["float64", "float32"],
+        "w",
     ),
-    GradCase(
-        "conv (dx flipped)",
-        conv_forward_fast,
-        _conv_backward_flipped_dx,
-        inputs={"x": (2, 2, 5, 5), "w": (2, 2, 3, 3), "b": (2,)},
-        params={"conv_param": {"stride": 2, "pad": 1}},
+    (
+        GradCase(
+            "conv (dx flipped)",
+            conv_forward_fast,
+            _conv_backward_flipped_dx,
+            inputs={"x": (2, 2, 5, 5), "w": (2, 2, 3, 3), "b": (2,)},
+            params={"conv_param": {"stride": 2, "pad": 1}},
+        ),
+        ["float64", "float32"],
+        "x",
     ),
-    GradCase(
-        "softmax (no 1/N)", _softmax_without_mean, None, inputs={"x": (4, 3), "y": labels(4, 3)}
+    (
+        GradCase(
+            "softmax (no 1/N)",
+            _softmax_without_mean,
+            None,
+            inputs={"x": (4, 3), "y": labels(4, 3)},
+        ),
+        ["float64", "float32"],
+        "x",
     ),
+    # The whole-gradient criterion of earlier versions passed these two (measured).
+    (
+        GradCase(
+            "softmax (entries < 1e-6 zeroed)", _softmax_small_entries_zeroed, None, SPREAD_SCORES
+        ),
+        ["float64", "float32"],
+        "x",
+    ),
+    (
+        GradCase(
+            "softmax (entries < 1e-8 flipped)", _softmax_tiny_entries_flipped, None, SPREAD_SCORES
+        ),
+        ["float64"],
+        "x",
+    ),
+]
+WRONG_PARAMS = [
+    pytest.param(case, dtype, wrong, id=f"{dtype}-{case.name}")
+    for case, dtypes, wrong in WRONG
+    for dtype in dtypes
 ]
 
 
-@pytest.mark.parametrize("case", WRONG, ids=[c.name for c in WRONG])
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_a_wrong_backward_fails_the_check(bk, case, dtype):
+@pytest.mark.parametrize(("case", "dtype", "wrong_input"), WRONG_PARAMS)
+def test_a_wrong_backward_fails_the_check(bk, case, dtype, wrong_input):
     result = run_case(case, bk.xp, device=bk.device, dtype=dtype, compile=bk.compile)
+    assert result.reliable
     assert not result.passed
-    assert result.scaled_error > 1e-2
+    assert result.ratio > 2  # clearly outside, not at the edge of the tolerance
+    worst = result.worst
+    assert worst.input == wrong_input and abs(worst.analytic - worst.numeric) > worst.allowed
+
+
+def test_the_worst_entry_is_reported(bk):
+    case = WRONG[3][0]
+    result = run_case(case, bk.xp, device=bk.device, compile=bk.compile)
+    # The zeroed entry: analytic exactly 0, numerical gradient between 1e-7 and 1e-6.
+    assert result.worst.analytic == 0.0
+    assert 1e-7 < abs(result.worst.numeric) < 1e-6
+    assert len(result.worst.index) == 2
+    assert result.summary.startswith(f"x[{result.worst.index[0]},{result.worst.index[1]}]: ")
+
+
+def test_a_kink_inside_the_step_makes_the_case_unreliable(bk):
+    """ReLU's kink 1.5e-5 from the input: step h misses it, step 2h crosses it."""
+    case = GradCase(
+        "relu with its kink inside 2h",
+        lambda x: relu_forward(x - 1.5e-5),
+        relu_backward,
+        inputs={"x": ArraySpec((2, 3), scale=0.0)},  # every input is 0
+    )
+    result = run_case(case, bk.xp, device=bk.device, compile=bk.compile)
+    assert not result.reliable and not result.passed
+    assert result.summary.startswith("numerical gradient unreliable")

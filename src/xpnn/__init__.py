@@ -3,12 +3,14 @@
 Every layer is a pair of pure functions written once against the Python array API
 standard: ``forward(...) -> (out, cache)`` and ``backward(dout, cache) -> grads``. Pass
 NumPy, CuPy, JAX or PyTorch arrays; results come back in the same library, on the same
-device, in the same dtype.
+device; floating inputs of mixed precision compute in the wider one, and each gradient
+comes back in the dtype of its argument.
 """
 
 __version__ = "0.1.0"
 
 from ._backend import BACKENDS, get_backend, get_namespace, to_backend, to_numpy, use_backend
+from ._config import label_range_check
 from .gradient_check import (
     eval_numerical_gradient,
     eval_numerical_gradient_array,
@@ -28,6 +30,7 @@ __all__ = [
     "get_backend",
     "get_namespace",
     "grad_check_sparse",
+    "label_range_check",
     "rel_error",
     "to_backend",
     "to_numpy",

@@ -16,6 +16,8 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
+from ._install import install_command
+
 __all__ = [
     "BACKENDS",
     "array_namespace",
@@ -69,7 +71,8 @@ def get_namespace(name: str | None = None) -> ModuleType:
     ValueError
         ``name`` is not a known backend.
     ImportError
-        The backend is not installed; the message says which extra installs it.
+        The backend is not installed; the message gives the pip command that installs it,
+        for an install from an index or from a clone, whichever this copy of xpnn is.
     """
     name = _check_name(get_backend() if name is None else name)
     library, namespace, extra = _BACKEND_MODULES[name]
@@ -78,7 +81,7 @@ def get_namespace(name: str | None = None) -> ModuleType:
     except ImportError as err:
         raise ImportError(
             f"backend {name!r} needs the {library!r} package, which is not installed; "
-            f"install it with: pip install 'xpnn[{extra}]'"
+            f"install it with: {install_command(extra)}"
         ) from err
     if name == "cupy":
         _require_cuda_device(module)

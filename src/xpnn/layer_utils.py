@@ -1,14 +1,15 @@
 """Sandwich layers: common sequences of layers as one forward/backward pair.
 
-The cache of a sandwich is the tuple of its parts' caches; the backward runs the parts'
-backward passes in reverse order.
+The cache of a sandwich is a named tuple of its parts' caches; the backward runs the
+parts' backward passes in reverse order. Dtypes follow the parts: each gradient comes
+back in the dtype of its argument.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
-from .gradient_check import GradCase, distinct, register_case
+from .layers._validate import cache_of, require_cache
 from .layers.affine import affine_backward, affine_forward
 from .layers.conv import conv_backward_fast, conv_forward_fast
 from .layers.norm import (
@@ -38,7 +39,47 @@ __all__ = [
 ]
 
 
-def affine_relu_forward(x: Any, w: Any, b: Any) -> tuple[Any, tuple]:
+@cache_of("affine_relu_forward")
+class AffineReluCache(NamedTuple):
+    fc_cache: Any
+    relu_cache: Any
+
+
+@cache_of("conv_relu_forward")
+class ConvReluCache(NamedTuple):
+    conv_cache: Any
+    relu_cache: Any
+
+
+@cache_of("conv_relu_pool_forward")
+class ConvReluPoolCache(NamedTuple):
+    conv_cache: Any
+    relu_cache: Any
+    pool_cache: Any
+
+
+@cache_of("affine_bn_relu_forward")
+class AffineBnReluCache(NamedTuple):
+    fc_cache: Any
+    bn_cache: Any
+    relu_cache: Any
+
+
+@cache_of("affine_ln_relu_forward")
+class AffineLnReluCache(NamedTuple):
+    fc_cache: Any
+    ln_cache: Any
+    relu_cache: Any
+
+
+@cache_of("conv_bn_relu_forward")
+class ConvBnReluCache(NamedTuple):
+    conv_cache: Any
+    bn_cache: Any
+    relu_cache: Any
+
+
+def affine_relu_forward(x: Any, w: Any, b: Any) -> tuple[Any, Any]:
     """Affine layer followed by a ReLU.
 
     Parameters
@@ -50,22 +91,21 @@ def affine_relu_forward(x: Any, w: Any, b: Any) -> tuple[Any, tuple]:
     Returns
     -------
     out : array, shape (N, M)
-    cache : tuple
-        ``(affine_cache, relu_cache)``.
+    cache : AffineReluCache
     """
     a, fc_cache = affine_forward(x, w, b)
     out, relu_cache = relu_forward(a)
-    return out, (fc_cache, relu_cache)
+    return out, AffineReluCache(fc_cache, relu_cache)
 
 
-def affine_relu_backward(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
+def affine_relu_backward(dout: Any, cache: Any) -> tuple[Any, Any, Any]:
     """Backward pass of :func:`affine_relu_forward`; returns ``(dx, dw, db)``."""
-    fc_cache, relu_cache = cache
+    fc_cache, relu_cache = require_cache(cache, AffineReluCache)
     da = relu_backward(dout, relu_cache)
     return affine_backward(da, fc_cache)
 
 
-def conv_relu_forward(x: Any, w: Any, b: Any, conv_param: dict) -> tuple[Any, tuple]:
+def conv_relu_forward(x: Any, w: Any, b: Any, conv_param: dict) -> tuple[Any, Any]:
     """Convolution (fast) followed by a ReLU.
 
     Parameters
@@ -79,24 +119,23 @@ def conv_relu_forward(x: Any, w: Any, b: Any, conv_param: dict) -> tuple[Any, tu
     Returns
     -------
     out : array, shape (N, F, H', W')
-    cache : tuple
-        ``(conv_cache, relu_cache)``.
+    cache : ConvReluCache
     """
     a, conv_cache = conv_forward_fast(x, w, b, conv_param)
     out, relu_cache = relu_forward(a)
-    return out, (conv_cache, relu_cache)
+    return out, ConvReluCache(conv_cache, relu_cache)
 
 
-def conv_relu_backward(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
+def conv_relu_backward(dout: Any, cache: Any) -> tuple[Any, Any, Any]:
     """Backward pass of :func:`conv_relu_forward`; returns ``(dx, dw, db)``."""
-    conv_cache, relu_cache = cache
+    conv_cache, relu_cache = require_cache(cache, ConvReluCache)
     da = relu_backward(dout, relu_cache)
     return conv_backward_fast(da, conv_cache)
 
 
 def conv_relu_pool_forward(
     x: Any, w: Any, b: Any, conv_param: dict, pool_param: dict
-) -> tuple[Any, tuple]:
+) -> tuple[Any, Any]:
     """Convolution (fast), ReLU, then max pooling (fast).
 
     Parameters
@@ -112,18 +151,17 @@ def conv_relu_pool_forward(
     Returns
     -------
     out : array, shape (N, F, H'', W'')
-    cache : tuple
-        ``(conv_cache, relu_cache, pool_cache)``.
+    cache : ConvReluPoolCache
     """
     a, conv_cache = conv_forward_fast(x, w, b, conv_param)
     s, relu_cache = relu_forward(a)
     out, pool_cache = max_pool_forward_fast(s, pool_param)
-    return out, (conv_cache, relu_cache, pool_cache)
+    return out, ConvReluPoolCache(conv_cache, relu_cache, pool_cache)
 
 
-def conv_relu_pool_backward(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
+def conv_relu_pool_backward(dout: Any, cache: Any) -> tuple[Any, Any, Any]:
     """Backward pass of :func:`conv_relu_pool_forward`; returns ``(dx, dw, db)``."""
-    conv_cache, relu_cache, pool_cache = cache
+    conv_cache, relu_cache, pool_cache = require_cache(cache, ConvReluPoolCache)
     ds = max_pool_backward_fast(dout, pool_cache)
     da = relu_backward(ds, relu_cache)
     return conv_backward_fast(da, conv_cache)
@@ -131,7 +169,7 @@ def conv_relu_pool_backward(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
 
 def affine_bn_relu_forward(
     x: Any, w: Any, b: Any, gamma: Any, beta: Any, bn_param: dict
-) -> tuple[Any, tuple]:
+) -> tuple[Any, Any]:
     """Affine layer, batch normalization, then ReLU.
 
     Parameters
@@ -145,17 +183,17 @@ def affine_bn_relu_forward(
     Returns
     -------
     out : array, shape (N, M)
-    cache : tuple
+    cache : AffineBnReluCache
     """
     a, fc_cache = affine_forward(x, w, b)
     a_bn, bn_cache = batchnorm_forward(a, gamma, beta, bn_param)
     out, relu_cache = relu_forward(a_bn)
-    return out, (fc_cache, bn_cache, relu_cache)
+    return out, AffineBnReluCache(fc_cache, bn_cache, relu_cache)
 
 
-def affine_bn_relu_backward(dout: Any, cache: tuple) -> tuple[Any, Any, Any, Any, Any]:
+def affine_bn_relu_backward(dout: Any, cache: Any) -> tuple[Any, Any, Any, Any, Any]:
     """Backward pass of :func:`affine_bn_relu_forward`; returns ``(dx, dw, db, dgamma, dbeta)``."""
-    fc_cache, bn_cache, relu_cache = cache
+    fc_cache, bn_cache, relu_cache = require_cache(cache, AffineBnReluCache)
     da_bn = relu_backward(dout, relu_cache)
     da, dgamma, dbeta = batchnorm_backward_alt(da_bn, bn_cache)
     dx, dw, db = affine_backward(da, fc_cache)
@@ -164,7 +202,7 @@ def affine_bn_relu_backward(dout: Any, cache: tuple) -> tuple[Any, Any, Any, Any
 
 def affine_ln_relu_forward(
     x: Any, w: Any, b: Any, gamma: Any, beta: Any, ln_param: dict
-) -> tuple[Any, tuple]:
+) -> tuple[Any, Any]:
     """Affine layer, layer normalization, then ReLU.
 
     Parameters
@@ -178,17 +216,17 @@ def affine_ln_relu_forward(
     Returns
     -------
     out : array, shape (N, M)
-    cache : tuple
+    cache : AffineLnReluCache
     """
     a, fc_cache = affine_forward(x, w, b)
     a_ln, ln_cache = layernorm_forward(a, gamma, beta, ln_param)
     out, relu_cache = relu_forward(a_ln)
-    return out, (fc_cache, ln_cache, relu_cache)
+    return out, AffineLnReluCache(fc_cache, ln_cache, relu_cache)
 
 
-def affine_ln_relu_backward(dout: Any, cache: tuple) -> tuple[Any, Any, Any, Any, Any]:
+def affine_ln_relu_backward(dout: Any, cache: Any) -> tuple[Any, Any, Any, Any, Any]:
     """Backward pass of :func:`affine_ln_relu_forward`; returns ``(dx, dw, db, dgamma, dbeta)``."""
-    fc_cache, ln_cache, relu_cache = cache
+    fc_cache, ln_cache, relu_cache = require_cache(cache, AffineLnReluCache)
     da_ln = relu_backward(dout, relu_cache)
     da, dgamma, dbeta = layernorm_backward(da_ln, ln_cache)
     dx, dw, db = affine_backward(da, fc_cache)
@@ -197,7 +235,7 @@ def affine_ln_relu_backward(dout: Any, cache: tuple) -> tuple[Any, Any, Any, Any
 
 def conv_bn_relu_forward(
     x: Any, w: Any, b: Any, gamma: Any, beta: Any, conv_param: dict, bn_param: dict
-) -> tuple[Any, tuple]:
+) -> tuple[Any, Any]:
     """Convolution (fast), spatial batch normalization, then ReLU.
 
     Parameters
@@ -213,76 +251,18 @@ def conv_bn_relu_forward(
     Returns
     -------
     out : array, shape (N, F, H', W')
-    cache : tuple
+    cache : ConvBnReluCache
     """
     a, conv_cache = conv_forward_fast(x, w, b, conv_param)
     an, bn_cache = spatial_batchnorm_forward(a, gamma, beta, bn_param)
     out, relu_cache = relu_forward(an)
-    return out, (conv_cache, bn_cache, relu_cache)
+    return out, ConvBnReluCache(conv_cache, bn_cache, relu_cache)
 
 
-def conv_bn_relu_backward(dout: Any, cache: tuple) -> tuple[Any, Any, Any, Any, Any]:
+def conv_bn_relu_backward(dout: Any, cache: Any) -> tuple[Any, Any, Any, Any, Any]:
     """Backward pass of :func:`conv_bn_relu_forward`; returns ``(dx, dw, db, dgamma, dbeta)``."""
-    conv_cache, bn_cache, relu_cache = cache
+    conv_cache, bn_cache, relu_cache = require_cache(cache, ConvBnReluCache)
     dan = relu_backward(dout, relu_cache)
     da, dgamma, dbeta = spatial_batchnorm_backward(dan, bn_cache)
     dx, dw, db = conv_backward_fast(da, conv_cache)
     return dx, dw, db, dgamma, dbeta
-
-
-register_case(
-    GradCase(
-        "affine_relu_forward",
-        affine_relu_forward,
-        affine_relu_backward,
-        inputs={"x": (3, 2, 3), "w": (6, 4), "b": (4,)},
-    )
-)
-register_case(
-    GradCase(
-        "conv_relu_forward",
-        conv_relu_forward,
-        conv_relu_backward,
-        inputs={"x": (2, 3, 5, 5), "w": (3, 3, 3, 3), "b": (3,)},
-        params={"conv_param": {"stride": 1, "pad": 1}},
-    )
-)
-register_case(
-    GradCase(
-        "conv_relu_pool_forward",
-        conv_relu_pool_forward,
-        conv_relu_pool_backward,
-        inputs={"x": distinct(2, 3, 6, 6), "w": (3, 3, 3, 3), "b": (3,)},
-        params={
-            "conv_param": {"stride": 1, "pad": 1},
-            "pool_param": {"pool_height": 2, "pool_width": 2, "stride": 2},
-        },
-    )
-)
-register_case(
-    GradCase(
-        "affine_bn_relu_forward",
-        affine_bn_relu_forward,
-        affine_bn_relu_backward,
-        inputs={"x": (5, 2, 3), "w": (6, 4), "b": (4,), "gamma": (4,), "beta": (4,)},
-        params={"bn_param": {"mode": "train"}},
-    )
-)
-register_case(
-    GradCase(
-        "affine_ln_relu_forward",
-        affine_ln_relu_forward,
-        affine_ln_relu_backward,
-        inputs={"x": (3, 2, 3), "w": (6, 5), "b": (5,), "gamma": (5,), "beta": (5,)},
-        params={"ln_param": {}},
-    )
-)
-register_case(
-    GradCase(
-        "conv_bn_relu_forward",
-        conv_bn_relu_forward,
-        conv_bn_relu_backward,
-        inputs={"x": (2, 3, 5, 5), "w": (3, 3, 3, 3), "b": (3,), "gamma": (3,), "beta": (3,)},
-        params={"conv_param": {"stride": 1, "pad": 1}, "bn_param": {"mode": "train"}},
-    )
-)

@@ -1,17 +1,132 @@
-"""Argument checks shared by the layers: each error names the argument and what was expected.
+"""What every layer does with its arguments before computing: check them, and fix the dtype.
 
-Everything here reads shapes, dtypes and Python parameters only, never array values, so
-the checks cost nothing on a GPU and work on JAX tracers inside ``jax.jit``. The one
-exception is :func:`check_labels`, documented there.
+Errors name the argument and what was expected. Everything here reads types, shapes,
+dtypes and Python parameters only, never array values, so the checks cost nothing on a
+GPU and work on JAX tracers inside ``jax.jit``. The one exception is
+:func:`check_labels`, documented there.
+
+Dtypes (``docs/layers.md``, "Dtypes"): a layer computes in the promoted dtype of its
+floating arguments (float32 with float64 computes in float64); integer and boolean
+arguments are cast to it; with no floating argument at all, the backend's default
+floating dtype is used. Each gradient is returned in the dtype of the argument it belongs
+to (the computation dtype for an integer or boolean argument).
 """
 
 from __future__ import annotations
 
 import operator
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from .._backend import is_traced
+import array_api_compat
+
+from .. import _config
+from .._backend import array_namespace, device_of, is_traced
+
+# --------------------------------------------------------------------------- arrays and dtypes
+
+
+def require_array(name: str, value: Any) -> None:
+    """``value`` must be an array of some array-API library (not a list, not a number)."""
+    if not array_api_compat.is_array_api_obj(value):
+        raise TypeError(
+            f"{name} must be an array (NumPy, CuPy, JAX, PyTorch or another array-API "
+            f"library); got {type(value).__name__}"
+        )
+
+
+def floating_inputs(**named: Any) -> tuple[Any, tuple[Any, ...], tuple[Any, ...]]:
+    """Check a layer's array arguments and cast them to the dtype it computes in.
+
+    Parameters
+    ----------
+    **named : arrays
+        The array arguments by name (the names appear in the errors).
+
+    Returns
+    -------
+    xp : namespace
+    arrays : tuple of arrays
+        The arguments, in order, cast to the computation dtype (no copy where an argument
+        has it already).
+    dtypes : tuple of dtypes
+        The arguments' own dtypes, for :func:`in_argument_dtypes`.
+    """
+    for name, value in named.items():
+        require_array(name, value)
+    xp = array_namespace(**named)
+    for name, value in named.items():
+        if not xp.isdtype(value.dtype, ("real floating", "integral", "bool")):
+            raise TypeError(
+                f"{name} must be a real floating, integer or boolean array; got dtype "
+                f"{value.dtype}"
+            )
+    dtypes = tuple(value.dtype for value in named.values())
+    floating = [d for d in dtypes if xp.isdtype(d, "real floating")]
+    if floating:
+        dtype = xp.result_type(*floating)
+    else:
+        first = next(iter(named.values()))
+        dtype = xp.__array_namespace_info__().default_dtypes(device=device_of(first))[
+            "real floating"
+        ]
+    return xp, tuple(cast(xp, value, dtype) for value in named.values()), dtypes
+
+
+def cast(xp: Any, array: Any, dtype: Any) -> Any:
+    """``array`` in ``dtype``, without a copy when it already has it."""
+    return array if array.dtype == dtype else xp.astype(array, dtype)
+
+
+def in_argument_dtypes(xp: Any, grads: tuple[Any, ...], dtypes: tuple[Any, ...]) -> tuple:
+    """Each gradient in the dtype of its argument (kept as computed for a non-floating one)."""
+    return tuple(
+        cast(xp, g, d) if xp.isdtype(d, "real floating") else g
+        for g, d in zip(grads, dtypes, strict=True)
+    )
+
+
+def upstream(dout: Any, like: Any, shape: tuple[int, ...]) -> tuple[Any, Any]:
+    """Check a backward pass's ``dout`` against the forward output; return ``(xp, dout)``.
+
+    ``dout`` must be an array of ``like``'s library and device with the forward output's
+    shape; it is cast to ``like``'s dtype, the dtype the forward pass computed in.
+    """
+    require_array("dout", dout)
+    xp = array_namespace(dout=dout, cache=like)
+    require_shape("dout", dout, shape, "the shape of the forward output")
+    if not xp.isdtype(dout.dtype, ("real floating", "integral", "bool")):
+        raise TypeError(f"dout must be a real-valued array; got dtype {dout.dtype}")
+    return xp, cast(xp, dout, like.dtype)
+
+
+# --------------------------------------------------------------------------- caches
+
+_CACHE_ORIGIN: dict[type, str] = {}
+
+
+def cache_of(forward_name: str) -> Callable[[type], type]:
+    """Class decorator: the named tuple is the cache that ``forward_name`` returns."""
+
+    def register(cls: type) -> type:
+        _CACHE_ORIGIN[cls] = forward_name
+        return cls
+
+    return register
+
+
+def require_cache(cache: Any, cls: type) -> Any:
+    """A backward pass must get the cache of its own forward pass."""
+    if isinstance(cache, cls):
+        return cache
+    origin = _CACHE_ORIGIN.get(type(cache))
+    got = f"the cache of {origin}" if origin else f"a {type(cache).__name__}"
+    raise TypeError(
+        f"cache must be the cache returned by {_CACHE_ORIGIN[cls]} (a {cls.__name__}); got {got}"
+    )
+
+
+# --------------------------------------------------------------------------- shapes, params
 
 
 def require_ndim(name: str, array: Any, ndim: int, layout: str) -> None:
@@ -29,20 +144,14 @@ def require_shape(name: str, array: Any, shape: tuple[int, ...], why: str = "") 
         )
 
 
-def require_same_dtype(ref_name: str, ref: Any, **others: Any) -> None:
-    """All floating arrays of one call share a dtype, so that dtype in equals dtype out."""
-    for name, array in others.items():
-        if array.dtype != ref.dtype:
-            raise TypeError(
-                f"{name} has dtype {array.dtype} but {ref_name} has dtype {ref.dtype}; "
-                "cast them to one floating dtype"
-            )
+def require_dict(params: Any, dict_name: str) -> None:
+    if not isinstance(params, Mapping):
+        raise TypeError(f"{dict_name} must be a dict; got {type(params).__name__}")
 
 
 def int_param(params: Mapping[str, Any], dict_name: str, key: str, minimum: int) -> int:
     """Read ``params[key]`` as an int >= minimum (a Python int, never an array)."""
-    if not isinstance(params, Mapping):
-        raise TypeError(f"{dict_name} must be a dict; got {type(params).__name__}")
+    require_dict(params, dict_name)
     if key not in params:
         raise KeyError(f"{dict_name} needs the key {key!r}; got keys {sorted(params)}")
     value = params[key]
@@ -78,21 +187,29 @@ def windows_out(
     return 1 + (extent - window) // stride
 
 
+# --------------------------------------------------------------------------- labels
+
+
 def check_labels(xp: Any, y: Any, num_samples: int, num_classes: int) -> None:
     """Labels: 1-d, integer, one per sample, each in ``[0, num_classes)``.
 
-    The range check reads one boolean from the device (a single-scalar sync), because
-    an out-of-range label would otherwise silently give a wrong loss. It is skipped on
-    lazy arrays (JAX tracers inside ``jax.jit``), where values are not known.
+    The range check reads one boolean from the device (a single-scalar sync), because an
+    out-of-range label would otherwise silently give a wrong loss. It is skipped wherever
+    that boolean is not a concrete value (inside ``jax.jit``, whether ``y`` is an argument
+    of the jitted function or closed over), and when it is switched off with
+    :func:`xpnn.label_range_check` (to avoid the sync in a training loop).
     """
     require_ndim("y", y, 1, "of labels (N,)")
     if y.shape[0] != num_samples:
         raise ValueError(f"y must hold one label per row of x ({num_samples}); got {y.shape[0]}")
     if not xp.isdtype(y.dtype, "integral"):
         raise TypeError(f"y must be an integer array of class labels; got dtype {y.dtype}")
-    if is_traced(y) or num_samples == 0:
+    if num_samples == 0 or not _config.label_range_check_enabled() or is_traced(y):
         return
-    if bool(xp.any((y < 0) | (y >= num_classes))):
+    out_of_range = xp.any((y < 0) | (y >= num_classes))
+    if is_traced(out_of_range):
+        return
+    if bool(out_of_range):
         raise ValueError(
             f"y holds labels outside [0, {num_classes}): every label must index a column of x"
         )

@@ -1,18 +1,37 @@
-"""Fully connected (affine) layer: ``out = x.reshape(N, D) @ w + b``."""
+"""Fully connected (affine) layer: ``out = x.reshape(N, D) @ w + b``.
+
+The derivation of the backward pass is in ``docs/derivations/affine.md``.
+"""
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
-from .._backend import array_namespace
-from ..gradient_check import GradCase, register_case
-from ._validate import require_ndim, require_same_dtype, require_shape
+from ._validate import (
+    cache_of,
+    floating_inputs,
+    in_argument_dtypes,
+    require_cache,
+    require_ndim,
+    require_shape,
+    upstream,
+)
 
 __all__ = ["affine_backward", "affine_forward"]
 
 
-def affine_forward(x: Any, w: Any, b: Any) -> tuple[Any, tuple]:
+@cache_of("affine_forward")
+class AffineCache(NamedTuple):
+    """What :func:`affine_forward` keeps for :func:`affine_backward`."""
+
+    x: Any
+    w: Any
+    b: Any
+    dtypes: tuple
+
+
+def affine_forward(x: Any, w: Any, b: Any) -> tuple[Any, AffineCache]:
     """Affine forward pass.
 
     Parameters
@@ -25,10 +44,10 @@ def affine_forward(x: Any, w: Any, b: Any) -> tuple[Any, tuple]:
     Returns
     -------
     out : array, shape (N, M)
-    cache : tuple
-        ``(x, w, b)`` for :func:`affine_backward`.
+    cache : AffineCache
+        For :func:`affine_backward`.
     """
-    xp = array_namespace(x=x, w=w, b=b)
+    xp, (x, w, b), dtypes = floating_inputs(x=x, w=w, b=b)
     if x.ndim < 1:
         raise ValueError(
             f"x must have a leading batch axis (N, d_1, ..., d_k); got shape {x.shape}"
@@ -42,19 +61,18 @@ def affine_forward(x: Any, w: Any, b: Any) -> tuple[Any, tuple]:
             f"{tuple(x.shape)}; got w.shape {tuple(w.shape)}"
         )
     require_shape("b", b, (w.shape[1],), "one bias per output unit of w")
-    require_same_dtype("x", x, w=w, b=b)
     out = xp.reshape(x, (n, d)) @ w + b
-    return out, (x, w, b)
+    return out, AffineCache(x, w, b, dtypes)
 
 
-def affine_backward(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
+def affine_backward(dout: Any, cache: AffineCache) -> tuple[Any, Any, Any]:
     """Affine backward pass.
 
     Parameters
     ----------
     dout : array, shape (N, M)
         Upstream gradient.
-    cache : tuple
+    cache : AffineCache
         From :func:`affine_forward`.
 
     Returns
@@ -62,31 +80,13 @@ def affine_backward(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
     dx : array, shape of x
     dw : array, shape (D, M)
     db : array, shape (M,)
+        Each in the dtype of its argument.
     """
-    x, w, _ = cache
-    xp = array_namespace(dout=dout, x=x)
+    x, w, _, dtypes = require_cache(cache, AffineCache)
     n = x.shape[0]
-    require_shape("dout", dout, (n, w.shape[1]), "the shape of the forward output")
+    xp, dout = upstream(dout, x, (n, w.shape[1]))
     x2 = xp.reshape(x, (n, math.prod(x.shape[1:])))
     dx = xp.reshape(dout @ xp.matrix_transpose(w), x.shape)
     dw = xp.matrix_transpose(x2) @ dout
     db = xp.sum(dout, axis=0)
-    return dx, dw, db
-
-
-register_case(
-    GradCase(
-        "affine_forward",
-        affine_forward,
-        affine_backward,
-        inputs={"x": (3, 2, 4), "w": (8, 5), "b": (5,)},
-    )
-)
-register_case(
-    GradCase(
-        "affine_forward",
-        affine_forward,
-        affine_backward,
-        inputs={"x": (4, 6), "w": (6, 3), "b": (3,)},
-    )
-)
+    return in_argument_dtypes(xp, (dx, dw, db), dtypes)

@@ -3,7 +3,7 @@
 ``out[n, f, i, j] = b[f] + sum_{c, di, dj} xpad[n, c, i*s + di, j*s + dj] * w[f, c, di, dj]``
 with ``xpad`` the input zero-padded by ``pad`` on H and W, and
 ``H' = 1 + (H + 2*pad - HH) // stride`` (likewise W'). The stride must tile the padded
-input exactly. The derivation of the backward pass is in ``docs/conv_backward.md``.
+input exactly. The derivation of the backward pass is in ``docs/derivations/conv.md``.
 
 Two implementations with identical results:
 
@@ -18,13 +18,22 @@ Two implementations with identical results:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import array_api_extra as xpx
 
-from .._backend import array_namespace, device_of
-from ..gradient_check import GradCase, register_case
-from ._validate import int_param, require_ndim, require_same_dtype, require_shape, windows_out
+from .._backend import device_of
+from ._validate import (
+    cache_of,
+    floating_inputs,
+    in_argument_dtypes,
+    int_param,
+    require_cache,
+    require_ndim,
+    require_shape,
+    upstream,
+    windows_out,
+)
 
 __all__ = [
     "conv_backward_fast",
@@ -44,7 +53,6 @@ def _conv_geometry(x: Any, w: Any, b: Any, conv_param: Any) -> tuple[int, int, i
             f"{x.shape[1]} channels (x.shape[1]); w must have shape (F, {x.shape[1]}, HH, WW)"
         )
     require_shape("b", b, (w.shape[0],), "one bias per filter of w")
-    require_same_dtype("x", x, w=w, b=b)
     stride = int_param(conv_param, "conv_param", "stride", 1)
     pad = int_param(conv_param, "conv_param", "pad", 0)
     _, _, h, wd = x.shape
@@ -77,9 +85,31 @@ def window_offset_slices(
     )
 
 
-def _check_dout(dout: Any, x: Any, f: int, h_out: int, w_out: int) -> None:
-    require_shape("dout", dout, (x.shape[0], f, h_out, w_out), "the shape of the forward output")
-    require_same_dtype("x", x, dout=dout)
+@cache_of("conv_forward_naive")
+class ConvNaiveCache(NamedTuple):
+    """What :func:`conv_forward_naive` keeps for :func:`conv_backward_naive`."""
+
+    x: Any
+    w: Any
+    b: Any
+    conv_param: dict
+    dtypes: tuple
+
+
+@cache_of("conv_forward_fast")
+class ConvFastCache(NamedTuple):
+    """What :func:`conv_forward_fast` keeps for :func:`conv_backward_fast`.
+
+    ``cols`` is the im2col matrix, shape ``(N, C*HH*WW, H'*W')``, kept so that the
+    backward pass needs no second im2col.
+    """
+
+    x: Any
+    w: Any
+    b: Any
+    conv_param: dict
+    cols: Any
+    dtypes: tuple
 
 
 # --------------------------------------------------------------------------- naive
@@ -100,10 +130,10 @@ def conv_forward_naive(x: Any, w: Any, b: Any, conv_param: dict) -> tuple[Any, t
     -------
     out : array, shape (N, F, H', W')
         ``H' = 1 + (H + 2*pad - HH) // stride``, ``W' = 1 + (W + 2*pad - WW) // stride``.
-    cache : tuple
-        ``(x, w, b, conv_param)``.
+    cache : ConvNaiveCache
+        For :func:`conv_backward_naive`.
     """
-    xp = array_namespace(x=x, w=w, b=b)
+    xp, (x, w, b), dtypes = floating_inputs(x=x, w=w, b=b)
     stride, pad, h_out, w_out = _conv_geometry(x, w, b, conv_param)
     n_samples, f_filters = x.shape[0], w.shape[0]
     hh, ww = w.shape[2], w.shape[3]
@@ -119,7 +149,7 @@ def conv_forward_naive(x: Any, w: Any, b: Any, conv_param: dict) -> tuple[Any, t
         out = xp.zeros((n_samples, f_filters, h_out, w_out), dtype=x.dtype, device=device_of(x))
     else:
         out = xp.reshape(xp.stack(values), (n_samples, f_filters, h_out, w_out))
-    return out, (x, w, b, conv_param)
+    return out, ConvNaiveCache(x, w, b, conv_param, dtypes)
 
 
 def conv_backward_naive(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
@@ -128,7 +158,7 @@ def conv_backward_naive(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
     Parameters
     ----------
     dout : array, shape (N, F, H', W')
-    cache : tuple
+    cache : ConvNaiveCache
         From :func:`conv_forward_naive`.
 
     Returns
@@ -136,13 +166,13 @@ def conv_backward_naive(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
     dx : array, shape (N, C, H, W)
     dw : array, shape (F, C, HH, WW)
     db : array, shape (F,)
+        Each in the dtype of its argument.
     """
-    x, w, b, conv_param = cache
-    xp = array_namespace(dout=dout, x=x)
+    x, w, b, conv_param, dtypes = require_cache(cache, ConvNaiveCache)
     stride, pad, h_out, w_out = _conv_geometry(x, w, b, conv_param)
     n_samples, _, h, wd = x.shape
     f_filters, _, hh, ww = w.shape
-    _check_dout(dout, x, f_filters, h_out, w_out)
+    xp, dout = upstream(dout, x, (n_samples, f_filters, h_out, w_out))
     xpad = _pad_hw(xp, x, pad)
     dxpad = xp.zeros(xpad.shape, dtype=x.dtype, device=device_of(x))
     dw = xp.zeros(w.shape, dtype=w.dtype, device=device_of(w))
@@ -157,7 +187,7 @@ def conv_backward_naive(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
                     dw = xpx.at(dw, (f, ...)).add(xpad[n, :, rows, cols] * g)
     dx = dxpad[:, :, pad : pad + h, pad : pad + wd]
     db = xp.sum(dout, axis=(0, 2, 3))
-    return dx, dw, db
+    return in_argument_dtypes(xp, (dx, dw, db), dtypes)
 
 
 # --------------------------------------------------------------------------- fast
@@ -177,11 +207,10 @@ def conv_forward_fast(x: Any, w: Any, b: Any, conv_param: dict) -> tuple[Any, tu
     Returns
     -------
     out : array, shape (N, F, H', W')
-    cache : tuple
-        ``(x, w, b, conv_param, cols)`` with ``cols`` the im2col matrix of shape
-        ``(N, C*HH*WW, H'*W')`` (kept so the backward needs no second im2col).
+    cache : ConvFastCache
+        For :func:`conv_backward_fast`.
     """
-    xp = array_namespace(x=x, w=w, b=b)
+    xp, (x, w, b), dtypes = floating_inputs(x=x, w=w, b=b)
     stride, pad, h_out, w_out = _conv_geometry(x, w, b, conv_param)
     n_samples, channels = x.shape[0], x.shape[1]
     f_filters, _, hh, ww = w.shape
@@ -197,7 +226,7 @@ def conv_forward_fast(x: Any, w: Any, b: Any, conv_param: dict) -> tuple[Any, tu
     w2 = xp.reshape(w, (f_filters, channels * hh * ww))
     out = xp.reshape(w2 @ cols, (n_samples, f_filters, h_out, w_out))
     out = out + xp.reshape(b, (1, f_filters, 1, 1))
-    return out, (x, w, b, conv_param, cols)
+    return out, ConvFastCache(x, w, b, conv_param, cols, dtypes)
 
 
 def conv_backward_fast(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
@@ -210,7 +239,7 @@ def conv_backward_fast(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
     Parameters
     ----------
     dout : array, shape (N, F, H', W')
-    cache : tuple
+    cache : ConvFastCache
         From :func:`conv_forward_fast`.
 
     Returns
@@ -218,13 +247,13 @@ def conv_backward_fast(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
     dx : array, shape (N, C, H, W)
     dw : array, shape (F, C, HH, WW)
     db : array, shape (F,)
+        Each in the dtype of its argument.
     """
-    x, w, b, conv_param, cols = cache
-    xp = array_namespace(dout=dout, x=x)
+    x, w, b, conv_param, cols, dtypes = require_cache(cache, ConvFastCache)
     stride, pad, h_out, w_out = _conv_geometry(x, w, b, conv_param)
     n_samples, channels, h, wd = x.shape
     f_filters, _, hh, ww = w.shape
-    _check_dout(dout, x, f_filters, h_out, w_out)
+    xp, dout = upstream(dout, x, (n_samples, f_filters, h_out, w_out))
     dout3 = xp.reshape(dout, (n_samples, f_filters, h_out * w_out))
 
     db = xp.sum(dout3, axis=(0, 2))
@@ -248,35 +277,4 @@ def conv_backward_fast(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
                 dcols[:, :, di * ww + dj, ...]
             )
     dx = dxpad[:, :, pad : pad + h, pad : pad + wd]
-    return dx, dw, db
-
-
-# (x shape, w shape, conv_param): padding, stride 2, non-square filters, a window as
-# large as the padded input. The naive reference gets smaller inputs of the same kinds:
-# its per-output loops are what a gradient check (and jax.jit) pays for.
-_FAST_CASES = [
-    ((2, 3, 5, 5), (2, 3, 3, 3), {"stride": 1, "pad": 1}),
-    ((2, 2, 7, 7), (3, 2, 3, 3), {"stride": 2, "pad": 1}),
-    ((1, 2, 6, 5), (2, 2, 2, 3), {"stride": 1, "pad": 0}),
-    ((2, 1, 4, 4), (2, 1, 4, 4), {"stride": 2, "pad": 1}),
-]
-_NAIVE_CASES = [
-    ((1, 2, 4, 4), (2, 2, 3, 3), {"stride": 1, "pad": 1}),
-    ((1, 2, 5, 5), (2, 2, 3, 3), {"stride": 2, "pad": 1}),
-    ((1, 2, 4, 3), (2, 2, 2, 3), {"stride": 1, "pad": 0}),
-    ((2, 1, 4, 4), (1, 1, 4, 4), {"stride": 2, "pad": 1}),
-]
-for _fwd, _bwd, _cases in (
-    (conv_forward_fast, conv_backward_fast, _FAST_CASES),
-    (conv_forward_naive, conv_backward_naive, _NAIVE_CASES),
-):
-    for _x, _w, _p in _cases:
-        register_case(
-            GradCase(
-                _fwd.__name__,
-                _fwd,
-                _bwd,
-                inputs={"x": _x, "w": _w, "b": (_w[0],)},
-                params={"conv_param": _p},
-            )
-        )
+    return in_argument_dtypes(xp, (dx, dw, db), dtypes)

@@ -2,25 +2,45 @@
 
 ``p`` is the probability of *keeping* a unit (the CS231n convention, not PyTorch's). The
 mask is drawn on the input's device by :mod:`xpnn.random`; the cache keeps it, so the
-backward pass (and a gradient check with a fixed ``seed``) is exact.
+backward pass (and a gradient check with a fixed ``seed``) is exact. The derivation is in
+``docs/derivations/dropout.md``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from .. import random as xprandom
 from .._backend import array_namespace
-from ..gradient_check import GradCase, register_case
-from ._validate import require_same_dtype, require_shape
+from ._validate import (
+    cache_of,
+    floating_inputs,
+    in_argument_dtypes,
+    require_array,
+    require_cache,
+    require_dict,
+    require_shape,
+    upstream,
+)
 
 __all__ = ["dropout_backward", "dropout_forward"]
 
 
+@cache_of("dropout_forward")
+class DropoutCache(NamedTuple):
+    """What :func:`dropout_forward` keeps for :func:`dropout_backward`.
+
+    ``mask`` is the scaled keep-mask ``keep / p`` in the computation dtype, ``None`` in
+    test mode.
+    """
+
+    dropout_param: dict
+    mask: Any
+    dtypes: tuple
+
+
 def _dropout_settings(dropout_param: Any) -> tuple[float, str, int | None]:
-    if not isinstance(dropout_param, Mapping):
-        raise TypeError(f"dropout_param must be a dict; got {type(dropout_param).__name__}")
+    require_dict(dropout_param, "dropout_param")
     if "p" not in dropout_param:
         raise KeyError("dropout_param needs the key 'p' (the probability of keeping a unit)")
     p = dropout_param["p"]
@@ -35,7 +55,7 @@ def _dropout_settings(dropout_param: Any) -> tuple[float, str, int | None]:
     return float(p), mode, dropout_param.get("seed")
 
 
-def dropout_forward(x: Any, dropout_param: dict) -> tuple[Any, tuple]:
+def dropout_forward(x: Any, dropout_param: dict) -> tuple[Any, DropoutCache]:
     """Inverted dropout forward pass.
 
     Parameters
@@ -50,22 +70,28 @@ def dropout_forward(x: Any, dropout_param: dict) -> tuple[Any, tuple]:
     Returns
     -------
     out : array, shape of x
-    cache : tuple
-        ``(dropout_param, mask)`` with ``mask`` the scaled keep-mask ``(u < p) / p`` in x's
-        dtype (``None`` in test mode).
+        In test mode, ``x`` itself (in its computation dtype).
+    cache : DropoutCache
+        For :func:`dropout_backward`.
     """
-    xp = array_namespace(x=x)
+    xp, (x,), dtypes = floating_inputs(x=x)
     p, mode, seed = _dropout_settings(dropout_param)
     if mode == "test":
-        return x, (dropout_param, None)
+        return x, DropoutCache(dropout_param, None, dtypes)
     keep = dropout_param.get("mask")
     if keep is None:
         keep = xprandom.bernoulli(tuple(x.shape), p, like=x, seed=seed)
     else:
+        require_array("dropout_param['mask']", keep)
         array_namespace(x=x, **{"dropout_param['mask']": keep})
         require_shape("dropout_param['mask']", keep, tuple(x.shape), "the shape of x")
+        if keep.dtype != xp.bool:
+            raise TypeError(
+                "dropout_param['mask'] must be a boolean array (True keeps a unit); "
+                f"got dtype {keep.dtype}"
+            )
     mask = xp.astype(keep, x.dtype) / p
-    return x * mask, (dropout_param, mask)
+    return x * mask, DropoutCache(dropout_param, mask, dtypes)
 
 
 def dropout_backward(dout: Any, cache: tuple) -> Any:
@@ -74,31 +100,18 @@ def dropout_backward(dout: Any, cache: tuple) -> Any:
     Parameters
     ----------
     dout : array, shape of x
-    cache : tuple
+    cache : DropoutCache
         From :func:`dropout_forward`.
 
     Returns
     -------
-    dx : array, shape of x
-        ``dout * mask / p`` in train mode, ``dout`` in test mode.
+    dx : array, shape and dtype of x
+        ``dout * keep / p`` in train mode, ``dout`` in test mode.
     """
-    _, mask = cache
+    _, mask, dtypes = require_cache(cache, DropoutCache)
     if mask is None:
-        return dout
-    array_namespace(dout=dout, mask=mask)
-    require_shape("dout", dout, tuple(mask.shape), "the shape of the forward output")
-    require_same_dtype("mask", mask, dout=dout)
-    return dout * mask
-
-
-for _p in (0.25, 0.8):
-    register_case(
-        GradCase(
-            "dropout_forward",
-            dropout_forward,
-            dropout_backward,
-            inputs={"x": (10, 12)},
-            params={"dropout_param": {"mode": "train", "p": _p, "seed": 123}},
-            random=True,
-        )
-    )
+        require_array("dout", dout)
+        xp = array_namespace(dout=dout)
+        return in_argument_dtypes(xp, (dout,), dtypes)[0]
+    xp, dout = upstream(dout, mask, tuple(mask.shape))
+    return in_argument_dtypes(xp, (dout * mask,), dtypes)[0]

@@ -16,18 +16,29 @@ and the backward pass, in the simplified closed form derived in
 
 Batch norm normalizes each feature over the batch (axis 0 of (N, D)); spatial batch norm
 each channel over N, H and W; layer norm each sample over its features; group norm each
-(sample, group of channels) over the group's channels and H and W.
+(sample, group of channels) over the group's channels and H and W. The derivations are in
+``docs/derivations/batchnorm.md`` and ``docs/derivations/layernorm_groupnorm.md``.
 """
 
 from __future__ import annotations
 
-import copy
+import warnings
 from collections.abc import Mapping, MutableMapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from .._backend import array_namespace, device_of
-from ..gradient_check import GradCase, register_case
-from ._validate import require_ndim, require_same_dtype, require_shape
+from ._validate import (
+    cache_of,
+    cast,
+    floating_inputs,
+    in_argument_dtypes,
+    require_array,
+    require_cache,
+    require_dict,
+    require_ndim,
+    require_shape,
+    upstream,
+)
 
 __all__ = [
     "batchnorm_backward",
@@ -46,8 +57,7 @@ __all__ = [
 
 
 def _eps(params: Any, dict_name: str) -> float:
-    if not isinstance(params, Mapping):
-        raise TypeError(f"{dict_name} must be a dict; got {type(params).__name__}")
+    require_dict(params, dict_name)
     eps = params.get("eps", 1e-5)
     if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
         raise ValueError(f"{dict_name}['eps'] must be a positive number; got {eps!r}")
@@ -72,10 +82,53 @@ def _normalize_backward(xp: Any, dxhat: Any, xhat: Any, inv_std: Any, axis: tupl
     return (inv_std / m) * (m * dxhat - sum_dxhat - xhat * sum_dxhat_xhat)
 
 
-def _check_affine_params(x: Any, gamma: Any, beta: Any, shape: tuple[int, ...], what: str):
+def _check_affine_params(gamma: Any, beta: Any, shape: tuple[int, ...], what: str) -> None:
     require_shape("gamma", gamma, shape, what)
     require_shape("beta", beta, shape, what)
-    require_same_dtype("x", x, gamma=gamma, beta=beta)
+
+
+@cache_of("batchnorm_forward")
+class BatchnormCache(NamedTuple):
+    """What :func:`batchnorm_forward` keeps for both batch-norm backward passes."""
+
+    mode: str
+    x: Any
+    xhat: Any
+    mu: Any
+    inv_std: Any
+    gamma: Any
+    dtypes: tuple
+
+
+@cache_of("spatial_batchnorm_forward")
+class SpatialBatchnormCache(NamedTuple):
+    """What :func:`spatial_batchnorm_forward` keeps for its backward pass."""
+
+    shape: tuple
+    bn_cache: BatchnormCache
+    dtypes: tuple
+
+
+@cache_of("layernorm_forward")
+class LayernormCache(NamedTuple):
+    """What :func:`layernorm_forward` keeps for :func:`layernorm_backward`."""
+
+    xhat: Any
+    inv_std: Any
+    gamma: Any
+    dtypes: tuple
+
+
+@cache_of("spatial_groupnorm_forward")
+class GroupnormCache(NamedTuple):
+    """What :func:`spatial_groupnorm_forward` keeps for its backward pass."""
+
+    groups: int
+    xhat: Any
+    inv_std: Any
+    gamma4: Any
+    param_shape: tuple
+    dtypes: tuple
 
 
 # --------------------------------------------------------------------------- batch norm
@@ -90,18 +143,37 @@ def _bn_mode(bn_param: Any) -> str:
     return mode
 
 
-def _running_stat(xp: Any, bn_param: Mapping, key: str, x: Any) -> Any:
+def _running_stat(xp: Any, bn_param: Mapping, key: str, x: Any) -> tuple[Any, Any]:
+    """``(value in x's dtype, dtype to store updates in)`` of a running statistic.
+
+    A missing statistic starts as zeros of x's (computation) dtype; a given one keeps its
+    own floating dtype, like a parameter.
+    """
     d = x.shape[1]
     stat = bn_param.get(key)
     if stat is None:
-        return xp.zeros((d,), dtype=x.dtype, device=device_of(x))
-    array_namespace(x=x, **{f"bn_param['{key}']": stat})
-    require_shape(f"bn_param['{key}']", stat, (d,), "one value per feature of x")
-    require_same_dtype("x", x, **{f"bn_param['{key}']": stat})
-    return stat
+        return xp.zeros((d,), dtype=x.dtype, device=device_of(x)), x.dtype
+    name = f"bn_param[{key!r}]"
+    require_array(name, stat)
+    array_namespace(x=x, **{name: stat})
+    require_shape(name, stat, (d,), "one value per feature of x")
+    if not xp.isdtype(stat.dtype, "real floating"):
+        raise TypeError(f"{name} must be a real floating array; got dtype {stat.dtype}")
+    return cast(xp, stat, x.dtype), stat.dtype
 
 
-def batchnorm_forward(x: Any, gamma: Any, beta: Any, bn_param: dict) -> tuple[Any, tuple]:
+def _warn_missing_running_stats(bn_param: Mapping) -> None:
+    missing = [k for k in ("running_mean", "running_var") if bn_param.get(k) is None]
+    if missing:
+        warnings.warn(
+            f"batch norm in test mode without {' and '.join(missing)} in bn_param: "
+            "using zeros instead; run train mode first, or pass the running statistics",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+def batchnorm_forward(x: Any, gamma: Any, beta: Any, bn_param: dict) -> tuple[Any, BatchnormCache]:
     """Batch normalization forward pass.
 
     In train mode each feature is normalized with the mean and the biased variance of the
@@ -122,50 +194,48 @@ def batchnorm_forward(x: Any, gamma: Any, beta: Any, bn_param: dict) -> tuple[An
     bn_param : dict
         ``'mode'``: ``'train'`` or ``'test'`` (required); ``'eps'`` (default 1e-5);
         ``'momentum'`` (default 0.9); ``'running_mean'``, ``'running_var'``: arrays of
-        shape (D,), created as zeros of x's dtype and device when missing. The updated
-        running averages are written back into ``bn_param`` as new arrays (inputs are
-        never modified in place).
+        shape (D,), created as zeros of x's dtype and device when missing (test mode then
+        warns). The updated running averages are written back into ``bn_param`` as new
+        arrays, each in its own dtype (inputs are never modified in place).
 
     Returns
     -------
     out : array, shape (N, D)
-    cache : tuple
+    cache : BatchnormCache
         For :func:`batchnorm_backward` and :func:`batchnorm_backward_alt`.
     """
-    xp = array_namespace(x=x, gamma=gamma, beta=beta)
+    xp, (x, gamma, beta), dtypes = floating_inputs(x=x, gamma=gamma, beta=beta)
     mode = _bn_mode(bn_param)
     require_ndim("x", x, 2, "(N, D)")
-    _check_affine_params(x, gamma, beta, (x.shape[1],), "one value per feature of x")
+    _check_affine_params(gamma, beta, (x.shape[1],), "one value per feature of x")
     eps = _eps(bn_param, "bn_param")
     momentum = bn_param.get("momentum", 0.9)
     if isinstance(momentum, bool) or not isinstance(momentum, (int, float)):
         raise TypeError(f"bn_param['momentum'] must be a number; got {momentum!r}")
-    running_mean = _running_stat(xp, bn_param, "running_mean", x)
-    running_var = _running_stat(xp, bn_param, "running_var", x)
+    running_mean, mean_dtype = _running_stat(xp, bn_param, "running_mean", x)
+    running_var, var_dtype = _running_stat(xp, bn_param, "running_var", x)
+    if mode == "test":
+        _warn_missing_running_stats(bn_param)
 
     if mode == "train":
         if x.shape[0] < 1:
             raise ValueError("x must hold at least one example in train mode; got N = 0")
         xhat, mu, var, inv_std = _normalize(xp, x, (0,), eps)
-        bn_param["running_mean"] = momentum * running_mean + (1 - momentum) * mu[0, ...]
-        bn_param["running_var"] = momentum * running_var + (1 - momentum) * var[0, ...]
+        new_mean = momentum * running_mean + (1 - momentum) * mu[0, ...]
+        new_var = momentum * running_var + (1 - momentum) * var[0, ...]
+        bn_param["running_mean"] = cast(xp, new_mean, mean_dtype)
+        bn_param["running_var"] = cast(xp, new_var, var_dtype)
     else:
         inv_std = 1 / xp.sqrt(running_var + eps)[None, :]
         mu = running_mean[None, :]
         xhat = (x - mu) * inv_std
     out = gamma * xhat + beta
-    return out, (mode, x, xhat, mu, inv_std, gamma)
+    return out, BatchnormCache(mode, x, xhat, mu, inv_std, gamma, dtypes)
 
 
-def _bn_check_dout(dout: Any, x: Any) -> None:
-    require_shape("dout", dout, tuple(x.shape), "the shape of the forward output")
-    require_same_dtype("x", x, dout=dout)
-
-
-def _scale_shift_backward(dout: Any, x: Any, xhat: Any, gamma: Any) -> tuple[Any, ...]:
+def _scale_shift_backward(dout: Any, xhat: Any, gamma: Any) -> tuple[Any, ...]:
     """``(xp, dxhat, dgamma, dbeta)`` through ``out = gamma * xhat + beta`` of an (N, D) layer."""
-    xp = array_namespace(dout=dout, x=x)
-    _bn_check_dout(dout, x)
+    xp, dout = upstream(dout, xhat, tuple(xhat.shape))
     return xp, dout * gamma, xp.sum(dout * xhat, axis=0), xp.sum(dout, axis=0)
 
 
@@ -179,7 +249,7 @@ def batchnorm_backward(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
     Parameters
     ----------
     dout : array, shape (N, D)
-    cache : tuple
+    cache : BatchnormCache
         From :func:`batchnorm_forward`.
 
     Returns
@@ -187,11 +257,12 @@ def batchnorm_backward(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
     dx : array, shape (N, D)
     dgamma : array, shape (D,)
     dbeta : array, shape (D,)
+        Each in the dtype of its argument.
     """
-    mode, x, xhat, mu, inv_std, gamma = cache
-    xp, dxhat, dgamma, dbeta = _scale_shift_backward(dout, x, xhat, gamma)
-    if mode == "test":
-        return dxhat * inv_std, dgamma, dbeta  # the statistics are constants
+    mode, x, xhat, mu, inv_std, gamma, dtypes = require_cache(cache, BatchnormCache)
+    xp, dxhat, dgamma, dbeta = _scale_shift_backward(dout, xhat, gamma)
+    if mode == "test":  # the statistics are constants
+        return in_argument_dtypes(xp, (dxhat * inv_std, dgamma, dbeta), dtypes)
     m = x.shape[0]
     x_centered = x - mu
     # xhat = x_centered * (var + eps)^(-1/2), var = mean(x_centered^2)
@@ -202,7 +273,7 @@ def batchnorm_backward(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
         -2 * x_centered, axis=0, keepdims=True
     )
     dx = dxhat * inv_std + dvar * (2 / m) * x_centered + dmu / m
-    return dx, dgamma, dbeta
+    return in_argument_dtypes(xp, (dx, dgamma, dbeta), dtypes)
 
 
 def batchnorm_backward_alt(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
@@ -214,7 +285,7 @@ def batchnorm_backward_alt(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
     Parameters
     ----------
     dout : array, shape (N, D)
-    cache : tuple
+    cache : BatchnormCache
         From :func:`batchnorm_forward`.
 
     Returns
@@ -222,12 +293,15 @@ def batchnorm_backward_alt(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
     dx : array, shape (N, D)
     dgamma : array, shape (D,)
     dbeta : array, shape (D,)
+        Each in the dtype of its argument.
     """
-    mode, x, xhat, _, inv_std, gamma = cache
-    xp, dxhat, dgamma, dbeta = _scale_shift_backward(dout, x, xhat, gamma)
+    mode, _, xhat, _, inv_std, gamma, dtypes = require_cache(cache, BatchnormCache)
+    xp, dxhat, dgamma, dbeta = _scale_shift_backward(dout, xhat, gamma)
     if mode == "test":
-        return dxhat * inv_std, dgamma, dbeta
-    return _normalize_backward(xp, dxhat, xhat, inv_std, (0,)), dgamma, dbeta
+        dx = dxhat * inv_std
+    else:
+        dx = _normalize_backward(xp, dxhat, xhat, inv_std, (0,))
+    return in_argument_dtypes(xp, (dx, dgamma, dbeta), dtypes)
 
 
 # --------------------------------------------------------------------------- spatial batch norm
@@ -243,7 +317,9 @@ def _channels_first_4d(xp: Any, y: Any, shape: tuple[int, ...]) -> Any:
     return xp.permute_dims(xp.reshape(y, (n, h, w, c)), (0, 3, 1, 2))
 
 
-def spatial_batchnorm_forward(x: Any, gamma: Any, beta: Any, bn_param: dict) -> tuple[Any, tuple]:
+def spatial_batchnorm_forward(
+    x: Any, gamma: Any, beta: Any, bn_param: dict
+) -> tuple[Any, SpatialBatchnormCache]:
     """Spatial batch normalization forward pass: one statistic per channel over N, H, W.
 
     Reuses :func:`batchnorm_forward` on ``x`` viewed as ``(N*H*W, C)``.
@@ -258,39 +334,41 @@ def spatial_batchnorm_forward(x: Any, gamma: Any, beta: Any, bn_param: dict) -> 
     Returns
     -------
     out : array, shape (N, C, H, W)
-    cache : tuple
+    cache : SpatialBatchnormCache
+        For :func:`spatial_batchnorm_backward`.
     """
-    xp = array_namespace(x=x, gamma=gamma, beta=beta)
+    xp, (x, gamma, beta), dtypes = floating_inputs(x=x, gamma=gamma, beta=beta)
     require_ndim("x", x, 4, "(N, C, H, W)")
     out2, bn_cache = batchnorm_forward(_channels_last_2d(xp, x), gamma, beta, bn_param)
-    return _channels_first_4d(xp, out2, tuple(x.shape)), (tuple(x.shape), bn_cache)
+    shape = tuple(x.shape)
+    return _channels_first_4d(xp, out2, shape), SpatialBatchnormCache(shape, bn_cache, dtypes)
 
 
-def spatial_batchnorm_backward(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
+def spatial_batchnorm_backward(dout: Any, cache: SpatialBatchnormCache) -> tuple[Any, Any, Any]:
     """Spatial batch normalization backward pass.
 
     Parameters
     ----------
     dout : array, shape (N, C, H, W)
-    cache : tuple
+    cache : SpatialBatchnormCache
         From :func:`spatial_batchnorm_forward`.
 
     Returns
     -------
     dx : array, shape (N, C, H, W)
     dgamma, dbeta : arrays, shape (C,)
+        Each in the dtype of its argument.
     """
-    shape, bn_cache = cache
-    xp = array_namespace(dout=dout)
-    require_shape("dout", dout, shape, "the shape of the forward output")
+    shape, bn_cache, dtypes = require_cache(cache, SpatialBatchnormCache)
+    xp, dout = upstream(dout, bn_cache.xhat, shape)
     dx2, dgamma, dbeta = batchnorm_backward_alt(_channels_last_2d(xp, dout), bn_cache)
-    return _channels_first_4d(xp, dx2, shape), dgamma, dbeta
+    return in_argument_dtypes(xp, (_channels_first_4d(xp, dx2, shape), dgamma, dbeta), dtypes)
 
 
 # --------------------------------------------------------------------------- layer norm
 
 
-def layernorm_forward(x: Any, gamma: Any, beta: Any, ln_param: dict) -> tuple[Any, tuple]:
+def layernorm_forward(x: Any, gamma: Any, beta: Any, ln_param: dict) -> tuple[Any, LayernormCache]:
     """Layer normalization forward pass: each sample normalized over its D features.
 
     The same in train and test mode; no running averages.
@@ -305,32 +383,35 @@ def layernorm_forward(x: Any, gamma: Any, beta: Any, ln_param: dict) -> tuple[An
     Returns
     -------
     out : array, shape (N, D)
-    cache : tuple
+    cache : LayernormCache
+        For :func:`layernorm_backward`.
     """
-    xp = array_namespace(x=x, gamma=gamma, beta=beta)
+    xp, (x, gamma, beta), dtypes = floating_inputs(x=x, gamma=gamma, beta=beta)
     require_ndim("x", x, 2, "(N, D)")
-    _check_affine_params(x, gamma, beta, (x.shape[1],), "one value per feature of x")
+    _check_affine_params(gamma, beta, (x.shape[1],), "one value per feature of x")
     xhat, _, _, inv_std = _normalize(xp, x, (1,), _eps(ln_param, "ln_param"))
-    return gamma * xhat + beta, (xhat, inv_std, gamma)
+    return gamma * xhat + beta, LayernormCache(xhat, inv_std, gamma, dtypes)
 
 
-def layernorm_backward(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
+def layernorm_backward(dout: Any, cache: LayernormCache) -> tuple[Any, Any, Any]:
     """Layer normalization backward pass (the batch-norm closed form along axis 1).
 
     Parameters
     ----------
     dout : array, shape (N, D)
-    cache : tuple
+    cache : LayernormCache
         From :func:`layernorm_forward`.
 
     Returns
     -------
     dx : array, shape (N, D)
     dgamma, dbeta : arrays, shape (D,)
+        Each in the dtype of its argument.
     """
-    xhat, inv_std, gamma = cache
-    xp, dxhat, dgamma, dbeta = _scale_shift_backward(dout, xhat, xhat, gamma)
-    return _normalize_backward(xp, dxhat, xhat, inv_std, (1,)), dgamma, dbeta
+    xhat, inv_std, gamma, dtypes = require_cache(cache, LayernormCache)
+    xp, dxhat, dgamma, dbeta = _scale_shift_backward(dout, xhat, gamma)
+    dx = _normalize_backward(xp, dxhat, xhat, inv_std, (1,))
+    return in_argument_dtypes(xp, (dx, dgamma, dbeta), dtypes)
 
 
 # --------------------------------------------------------------------------- group norm
@@ -348,7 +429,7 @@ def _group_count(G: Any, channels: int) -> int:
 
 def spatial_groupnorm_forward(
     x: Any, gamma: Any, beta: Any, G: int, gn_param: dict
-) -> tuple[Any, tuple]:
+) -> tuple[Any, GroupnormCache]:
     """Spatial group normalization forward pass.
 
     The C channels are split into G contiguous groups of C // G channels; each
@@ -367,9 +448,10 @@ def spatial_groupnorm_forward(
     Returns
     -------
     out : array, shape (N, C, H, W)
-    cache : tuple
+    cache : GroupnormCache
+        For :func:`spatial_groupnorm_backward`.
     """
-    xp = array_namespace(x=x, gamma=gamma, beta=beta)
+    xp, (x, gamma, beta), dtypes = floating_inputs(x=x, gamma=gamma, beta=beta)
     require_ndim("x", x, 4, "(N, C, H, W)")
     n, c, h, w = x.shape
     groups = _group_count(G, c)
@@ -377,33 +459,33 @@ def spatial_groupnorm_forward(
         param_shape = (c,)
     else:
         param_shape = (1, c, 1, 1)
-    _check_affine_params(x, gamma, beta, param_shape, "one value per channel of x")
+    _check_affine_params(gamma, beta, param_shape, "one value per channel of x")
     eps = _eps(gn_param, "gn_param")
     grouped = xp.reshape(x, (n, groups, (c // groups) * h * w))
     xhat_g, _, _, inv_std = _normalize(xp, grouped, (2,), eps)
     xhat = xp.reshape(xhat_g, (n, c, h, w))
     gamma4 = xp.reshape(gamma, (1, c, 1, 1))
     out = gamma4 * xhat + xp.reshape(beta, (1, c, 1, 1))
-    return out, (groups, xhat, inv_std, gamma4, param_shape)
+    return out, GroupnormCache(groups, xhat, inv_std, gamma4, param_shape, dtypes)
 
 
-def spatial_groupnorm_backward(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
+def spatial_groupnorm_backward(dout: Any, cache: GroupnormCache) -> tuple[Any, Any, Any]:
     """Spatial group normalization backward pass.
 
     Parameters
     ----------
     dout : array, shape (N, C, H, W)
-    cache : tuple
+    cache : GroupnormCache
         From :func:`spatial_groupnorm_forward`.
 
     Returns
     -------
     dx : array, shape (N, C, H, W)
     dgamma, dbeta : arrays, the shape of gamma and beta
+        Each in the dtype of its argument.
     """
-    groups, xhat, inv_std, gamma4, param_shape = cache
-    xp = array_namespace(dout=dout, xhat=xhat)
-    _bn_check_dout(dout, xhat)
+    groups, xhat, inv_std, gamma4, param_shape, dtypes = require_cache(cache, GroupnormCache)
+    xp, dout = upstream(dout, xhat, tuple(xhat.shape))
     n, c, h, w = xhat.shape
     dbeta = xp.reshape(xp.sum(dout, axis=(0, 2, 3)), param_shape)
     dgamma = xp.reshape(xp.sum(dout * xhat, axis=(0, 2, 3)), param_shape)
@@ -415,48 +497,4 @@ def spatial_groupnorm_backward(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
         inv_std,
         (2,),
     )
-    return xp.reshape(dx_g, (n, c, h, w)), dgamma, dbeta
-
-
-# --------------------------------------------------------------------------- registry
-
-_TRAIN = {"mode": "train"}
-for _bwd in (batchnorm_backward, batchnorm_backward_alt):
-    register_case(
-        GradCase(
-            "batchnorm_forward",
-            batchnorm_forward,
-            _bwd,
-            inputs={"x": (6, 4), "gamma": (4,), "beta": (4,)},
-            params={"bn_param": copy.deepcopy(_TRAIN)},
-            label=_bwd.__name__,
-        )
-    )
-register_case(
-    GradCase(
-        "spatial_batchnorm_forward",
-        spatial_batchnorm_forward,
-        spatial_batchnorm_backward,
-        inputs={"x": (2, 3, 4, 5), "gamma": (3,), "beta": (3,)},
-        params={"bn_param": copy.deepcopy(_TRAIN)},
-    )
-)
-register_case(
-    GradCase(
-        "layernorm_forward",
-        layernorm_forward,
-        layernorm_backward,
-        inputs={"x": (4, 7), "gamma": (7,), "beta": (7,)},
-        params={"ln_param": {}},
-    )
-)
-for _g in (1, 2, 6):
-    register_case(
-        GradCase(
-            "spatial_groupnorm_forward",
-            spatial_groupnorm_forward,
-            spatial_groupnorm_backward,
-            inputs={"x": (2, 6, 3, 4), "gamma": (1, 6, 1, 1), "beta": (1, 6, 1, 1)},
-            params={"G": _g, "gn_param": {}},
-        )
-    )
+    return in_argument_dtypes(xp, (xp.reshape(dx_g, (n, c, h, w)), dgamma, dbeta), dtypes)

@@ -14,13 +14,21 @@ sum of their gradients.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import array_api_extra as xpx
 
-from .._backend import array_namespace, device_of
-from ..gradient_check import GradCase, distinct, register_case
-from ._validate import int_param, require_ndim, require_same_dtype, require_shape, windows_out
+from .._backend import device_of
+from ._validate import (
+    cache_of,
+    floating_inputs,
+    in_argument_dtypes,
+    int_param,
+    require_cache,
+    require_ndim,
+    upstream,
+    windows_out,
+)
 from .conv import window_offset_slices
 
 __all__ = [
@@ -42,10 +50,23 @@ def _pool_geometry(x: Any, pool_param: Any) -> tuple[int, int, int, int, int]:
     return ph, pw, stride, h_out, w_out
 
 
-def _check_dout(dout: Any, x: Any, h_out: int, w_out: int) -> None:
-    shape = (x.shape[0], x.shape[1], h_out, w_out)
-    require_shape("dout", dout, shape, "the shape of the forward output")
-    require_same_dtype("x", x, dout=dout)
+@cache_of("max_pool_forward_naive")
+class MaxPoolNaiveCache(NamedTuple):
+    """What :func:`max_pool_forward_naive` keeps for :func:`max_pool_backward_naive`."""
+
+    x: Any
+    pool_param: dict
+    dtypes: tuple
+
+
+@cache_of("max_pool_forward_fast")
+class MaxPoolFastCache(NamedTuple):
+    """What :func:`max_pool_forward_fast` keeps for :func:`max_pool_backward_fast`."""
+
+    x: Any
+    pool_param: dict
+    out: Any
+    dtypes: tuple
 
 
 # --------------------------------------------------------------------------- naive
@@ -64,10 +85,10 @@ def max_pool_forward_naive(x: Any, pool_param: dict) -> tuple[Any, tuple]:
     -------
     out : array, shape (N, C, H', W')
         ``H' = 1 + (H - pool_height) // stride``, ``W' = 1 + (W - pool_width) // stride``.
-    cache : tuple
-        ``(x, pool_param)``.
+    cache : MaxPoolNaiveCache
+        For :func:`max_pool_backward_naive`.
     """
-    xp = array_namespace(x=x)
+    xp, (x,), dtypes = floating_inputs(x=x)
     ph, pw, stride, h_out, w_out = _pool_geometry(x, pool_param)
     columns = []
     for i in range(h_out):
@@ -77,7 +98,7 @@ def max_pool_forward_naive(x: Any, pool_param: dict) -> tuple[Any, tuple]:
             row.append(xp.max(window, axis=(2, 3)))
         columns.append(xp.stack(row, axis=-1))
     out = xp.stack(columns, axis=-2)
-    return out, (x, pool_param)
+    return out, MaxPoolNaiveCache(x, pool_param, dtypes)
 
 
 def max_pool_backward_naive(dout: Any, cache: tuple) -> Any:
@@ -89,17 +110,16 @@ def max_pool_backward_naive(dout: Any, cache: tuple) -> Any:
     Parameters
     ----------
     dout : array, shape (N, C, H', W')
-    cache : tuple
+    cache : MaxPoolNaiveCache
         From :func:`max_pool_forward_naive`.
 
     Returns
     -------
-    dx : array, shape (N, C, H, W)
+    dx : array, shape and dtype of x
     """
-    x, pool_param = cache
-    xp = array_namespace(dout=dout, x=x)
+    x, pool_param, dtypes = require_cache(cache, MaxPoolNaiveCache)
     ph, pw, stride, h_out, w_out = _pool_geometry(x, pool_param)
-    _check_dout(dout, x, h_out, w_out)
+    xp, dout = upstream(dout, x, (x.shape[0], x.shape[1], h_out, w_out))
     n, c = x.shape[0], x.shape[1]
     offsets = xp.arange(ph * pw, device=device_of(x))
     dx = xp.zeros(x.shape, dtype=x.dtype, device=device_of(x))
@@ -112,7 +132,7 @@ def max_pool_backward_naive(dout: Any, cache: tuple) -> Any:
             mask = xp.astype(offsets == first_max[..., None], x.dtype)
             grad = xp.reshape(mask * dout[:, :, i, j][..., None], (n, c, ph, pw))
             dx = xpx.at(dx, (slice(None), slice(None), rows, cols)).add(grad)
-    return dx
+    return in_argument_dtypes(xp, (dx,), dtypes)[0]
 
 
 # --------------------------------------------------------------------------- fast
@@ -130,17 +150,17 @@ def max_pool_forward_fast(x: Any, pool_param: dict) -> tuple[Any, tuple]:
     Returns
     -------
     out : array, shape (N, C, H', W')
-    cache : tuple
-        ``(x, pool_param, out)``.
+    cache : MaxPoolFastCache
+        For :func:`max_pool_backward_fast`.
     """
-    xp = array_namespace(x=x)
+    xp, (x,), dtypes = floating_inputs(x=x)
     ph, pw, stride, h_out, w_out = _pool_geometry(x, pool_param)
     out = None
     for di in range(ph):
         for dj in range(pw):
             values = x[window_offset_slices(di, dj, stride, h_out, w_out)]
             out = values if out is None else xp.maximum(out, values)
-    return out, (x, pool_param, out)
+    return out, MaxPoolFastCache(x, pool_param, out, dtypes)
 
 
 def max_pool_backward_fast(dout: Any, cache: tuple) -> Any:
@@ -152,17 +172,16 @@ def max_pool_backward_fast(dout: Any, cache: tuple) -> Any:
     Parameters
     ----------
     dout : array, shape (N, C, H', W')
-    cache : tuple
+    cache : MaxPoolFastCache
         From :func:`max_pool_forward_fast`.
 
     Returns
     -------
-    dx : array, shape (N, C, H, W)
+    dx : array, shape and dtype of x
     """
-    x, pool_param, out = cache
-    xp = array_namespace(dout=dout, x=x)
+    x, pool_param, out, dtypes = require_cache(cache, MaxPoolFastCache)
     ph, pw, stride, h_out, w_out = _pool_geometry(x, pool_param)
-    _check_dout(dout, x, h_out, w_out)
+    xp, dout = upstream(dout, x, (x.shape[0], x.shape[1], h_out, w_out))
     zeros = xp.zeros_like(dout)
     dx = xp.zeros(x.shape, dtype=x.dtype, device=device_of(x))
     claimed = None
@@ -174,22 +193,4 @@ def max_pool_backward_fast(dout: Any, cache: tuple) -> Any:
                 is_max = is_max & ~claimed
             claimed = is_max if claimed is None else claimed | is_max
             dx = xpx.at(dx, index).add(xp.where(is_max, dout, zeros))
-    return dx
-
-
-_POOL_CASES = [
-    ((2, 3, 4, 4), {"pool_height": 2, "pool_width": 2, "stride": 2}),
-    ((2, 2, 7, 7), {"pool_height": 3, "pool_width": 3, "stride": 2}),  # overlapping
-    ((1, 2, 5, 7), {"pool_height": 1, "pool_width": 3, "stride": 2}),
-    ((2, 1, 7, 7), {"pool_height": 2, "pool_width": 2, "stride": 5}),  # gaps
-]
-for _x, _p in _POOL_CASES:
-    for _fwd, _bwd in (
-        (max_pool_forward_fast, max_pool_backward_fast),
-        (max_pool_forward_naive, max_pool_backward_naive),
-    ):
-        register_case(
-            GradCase(
-                _fwd.__name__, _fwd, _bwd, inputs={"x": distinct(*_x)}, params={"pool_param": _p}
-            )
-        )
+    return in_argument_dtypes(xp, (dx,), dtypes)[0]

@@ -1,17 +1,27 @@
-"""Rectified linear unit: ``out = max(x, 0)``."""
+"""Rectified linear unit: ``out = max(x, 0)``.
+
+The derivation of the backward pass, and the choice at ``x == 0``, are in
+``docs/derivations/relu.md``.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
-from .._backend import array_namespace
-from ..gradient_check import GradCase, nonzero, register_case
-from ._validate import require_shape
+from ._validate import cache_of, floating_inputs, in_argument_dtypes, require_cache, upstream
 
 __all__ = ["relu_backward", "relu_forward"]
 
 
-def relu_forward(x: Any) -> tuple[Any, Any]:
+@cache_of("relu_forward")
+class ReluCache(NamedTuple):
+    """What :func:`relu_forward` keeps for :func:`relu_backward`."""
+
+    x: Any
+    dtypes: tuple
+
+
+def relu_forward(x: Any) -> tuple[Any, ReluCache]:
     """ReLU forward pass.
 
     Parameters
@@ -21,36 +31,32 @@ def relu_forward(x: Any) -> tuple[Any, Any]:
     Returns
     -------
     out : array, shape of x
-    cache : array
-        ``x`` itself, for :func:`relu_backward`.
+        In x's dtype if it is floating, else in the backend's default floating dtype.
+    cache : ReluCache
+        For :func:`relu_backward`.
     """
-    xp = array_namespace(x=x)
+    xp, (x,), dtypes = floating_inputs(x=x)
     out = xp.where(x > 0, x, xp.zeros_like(x))
-    return out, x
+    return out, ReluCache(x, dtypes)
 
 
-def relu_backward(dout: Any, cache: Any) -> Any:
+def relu_backward(dout: Any, cache: ReluCache) -> Any:
     """ReLU backward pass.
 
-    The gradient flows where ``x > 0``; at ``x == 0`` (where the function has a kink)
-    it is 0, as in PyTorch.
+    The gradient flows where ``x > 0``. At ``x == 0``, where ReLU has a kink, the
+    subgradient 0 is used, as in PyTorch and JAX.
 
     Parameters
     ----------
     dout : array, shape of x
-    cache : array
-        ``x``, from :func:`relu_forward`.
+    cache : ReluCache
+        From :func:`relu_forward`.
 
     Returns
     -------
-    dx : array, shape of x
+    dx : array, shape and dtype of x
     """
-    x = cache
-    xp = array_namespace(dout=dout, x=x)
-    require_shape("dout", dout, tuple(x.shape), "the shape of the forward output")
-    return xp.where(x > 0, dout, xp.zeros_like(dout))
-
-
-register_case(
-    GradCase("relu_forward", relu_forward, relu_backward, inputs={"x": nonzero(4, 3, 5)})
-)
+    x, dtypes = require_cache(cache, ReluCache)
+    xp, dout = upstream(dout, x, tuple(x.shape))
+    dx = xp.where(x > 0, dout, xp.zeros_like(dout))
+    return in_argument_dtypes(xp, (dx,), dtypes)[0]
