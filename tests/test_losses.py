@@ -69,3 +69,70 @@ def test_svm_against_torch_multi_margin(bk):
     loss, dx = svm_loss(bk.asarray(x), _labels(bk, y))
     assert math.isclose(float(xpnn.to_numpy(loss)), tloss.item(), rel_tol=1e-12)
     np.testing.assert_allclose(xpnn.to_numpy(dx), tx.grad.numpy(), rtol=1e-10, atol=1e-14)
+
+
+# ------------------------------------------------- the label range check and jax.jit
+
+LOSSES = [softmax_loss, svm_loss]
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_jit_with_labels_closed_over(bk, loss):
+    """The labels are concrete, the scores traced: the range check must not call bool()."""
+    if bk.name != "jax":
+        pytest.skip("jax.jit applies to the JAX backend only")
+    import jax
+
+    rng = np.random.default_rng(0)
+    x, y = bk.asarray(rng.standard_normal((5, 4))), _labels(bk, [0, 3, 1, 2, 3])
+    value, dx = jax.jit(lambda s: loss(s, y))(x)
+    eager_value, eager_dx = loss(x, y)
+    np.testing.assert_allclose(np.asarray(value), np.asarray(eager_value), rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(dx), np.asarray(eager_dx), rtol=1e-12)
+    # Both traced, and a constant array made inside the jitted function:
+    jax.jit(loss)(x, y)
+    jax.jit(lambda s: loss(s, bk.xp.asarray([0, 3, 1, 2, 3])))(x)
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_range_check_can_be_switched_off(bk, loss):
+    x, bad = bk.asarray(np.zeros((3, 4))), _labels(bk, [0, 4, 1])
+    with xpnn.label_range_check(False):
+        value, _ = loss(x, bad)  # not reported: the row with label 4 has no true class
+        assert np.isfinite(float(xpnn.to_numpy(value)))
+        with pytest.raises(TypeError, match="y must be an integer array"):
+            loss(x, bk.asarray(np.zeros(3)))  # dtypes and shapes are still checked
+    with pytest.raises(ValueError, match=r"labels outside \[0, 4\)"):
+        loss(x, bad)  # back on after the with block
+
+
+def test_range_check_setter_and_bad_value():
+    from xpnn._config import label_range_check_enabled
+
+    try:
+        xpnn.label_range_check(False)
+        assert not label_range_check_enabled()
+    finally:
+        xpnn.label_range_check(True)
+    assert label_range_check_enabled()
+    with pytest.raises(TypeError, match="enabled must be True or False"):
+        xpnn.label_range_check("no")
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_the_check_off_computes_no_reduction_to_read_back(bk, loss, monkeypatch):
+    """The range check is the loss's only ``xp.any``: with the check off it never runs.
+
+    (JAX's transfer guard would show the read-back on a GPU; on the CPU nothing is
+    transferred, so the test watches the reduction whose result the check reads.)
+    """
+    x, y = bk.asarray(np.zeros((3, 4))), _labels(bk, [0, 3, 1])
+
+    def reduction_to_read_back(*args, **kwargs):
+        raise AssertionError("label range check ran")
+
+    monkeypatch.setattr(bk.xp, "any", reduction_to_read_back)
+    with xpnn.label_range_check(False):
+        loss(x, y)
+    with pytest.raises(AssertionError, match="label range check ran"):
+        loss(x, y)

@@ -1,0 +1,140 @@
+"""The import graph of ``src/xpnn``: no cycle, and imports flow one way.
+
+backend (``_config``, ``_install`` -> ``_backend`` -> ``random``) -> numerics
+(``gradient_check``) -> ``layers`` -> ``layer_utils`` -> ``gradcheck`` -> the package
+API (``xpnn/__init__``) -> ``cli``. Imports inside functions count too: a cycle held
+together by a deferred import is still a cycle.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import xpnn
+
+SRC = Path(xpnn.__file__).resolve().parent
+
+#: Rank of each module (by dotted name prefix); a module may import only lower ranks, or
+#: modules of its own rank inside its own package.
+RANKS = [
+    ("xpnn._config", 0),
+    ("xpnn._install", 0),
+    ("xpnn._backend", 1),
+    ("xpnn.random", 2),
+    ("xpnn.gradient_check", 3),
+    ("xpnn.layers", 4),
+    ("xpnn.layer_utils", 5),
+    ("xpnn.gradcheck", 6),
+    ("xpnn.cli", 8),
+    ("xpnn.__main__", 9),
+    ("xpnn", 7),  # the package's __init__: the public API
+]
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(SRC.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _modules() -> dict[str, Path]:
+    return {_module_name(p): p for p in SRC.rglob("*.py")}
+
+
+def _resolve(importer: str, is_package: bool, node: ast.ImportFrom, modules) -> list[str]:
+    base = importer.split(".") if is_package else importer.split(".")[:-1]
+    if node.level:
+        base = base[: len(base) - (node.level - 1)]
+        prefix = ".".join([*base, node.module] if node.module else base)
+    else:
+        prefix = node.module or ""
+    targets = []
+    for alias in node.names:
+        candidate = f"{prefix}.{alias.name}"
+        targets.append(candidate if candidate in modules else prefix)
+    return targets
+
+
+def import_graph() -> dict[str, set[str]]:
+    """``{module: {xpnn modules it imports}}``, from the source (not from sys.modules)."""
+    modules = _modules()
+    graph = {}
+    for name, path in modules.items():
+        edges = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                edges.update(_resolve(name, path.name == "__init__.py", node, modules))
+            elif isinstance(node, ast.Import):
+                edges.update(a.name for a in node.names)
+        graph[name] = {e for e in edges if e in modules and e != name}
+    return graph
+
+
+def _rank(module: str) -> int:
+    return next(r for prefix, r in RANKS if module == prefix or module.startswith(prefix + "."))
+
+
+def _package(module: str) -> str:
+    return ".".join(module.split(".")[:2])
+
+
+def test_no_import_cycle():
+    graph = import_graph()
+    state: dict[str, int] = {}
+
+    def visit(node, path):
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                pytest.fail("import cycle: " + " -> ".join([*path, node, nxt]))
+            if nxt not in state:
+                visit(nxt, [*path, node])
+        state[node] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [])
+
+
+def test_imports_flow_one_way():
+    upward = [
+        f"{a} (rank {_rank(a)}) imports {b} (rank {_rank(b)})"
+        for a, targets in import_graph().items()
+        for b in targets
+        if _rank(b) > _rank(a) or (_rank(b) == _rank(a) and _package(a) != _package(b))
+    ]
+    assert not upward, "\n".join(upward)
+
+
+def test_layers_import_no_test_machinery():
+    graph = import_graph()
+    for module, targets in graph.items():
+        if module.startswith(("xpnn.layers", "xpnn.layer_utils")):
+            assert not {
+                t for t in targets if t.startswith(("xpnn.gradient_check", "xpnn.gradcheck"))
+            }
+
+
+def test_import_xpnn_runs_no_check_machinery():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, xpnn; print(sorted(m for m in sys.modules if m.startswith('xpnn.gradcheck')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_star_import_of_gradient_check_gives_the_assignment_names():
+    namespace: dict = {}
+    exec("from xpnn.gradient_check import *", namespace)
+    names = {k for k in namespace if not k.startswith("__")}
+    assert names == {
+        "eval_numerical_gradient",
+        "eval_numerical_gradient_array",
+        "grad_check_sparse",
+        "rel_error",
+    }
