@@ -78,9 +78,14 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def docs(session: nox.Session) -> None:
-    """Build the HTML docs (offline) into docs/_build/html; warnings are errors."""
+    """Build the HTML docs (offline) into docs/_build/html; warnings are errors.
+
+    The built pages must render without the network too: check_offline.py fails the
+    session if any page loads a script or stylesheet from a remote URL (a CDN MathJax).
+    """
     session.install(".[docs]")
     session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html")
+    session.run("python", "docs/check_offline.py", "docs/_build/html")
 
 
 @nox.session

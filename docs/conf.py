@@ -1,4 +1,9 @@
-"""Sphinx configuration. The build is offline: no intersphinx or other fetches."""
+"""Sphinx configuration. The build is offline, and so are the pages it writes.
+
+No intersphinx or other fetches at build time; MathJax is bundled (sphinx-mathjax-offline
+copies it into ``_static``) instead of being loaded from a CDN by the reader's browser.
+``check_offline.py`` fails the docs session if a page still references a remote script.
+"""
 
 import xpnn
 
@@ -13,6 +18,7 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
     "sphinx.ext.mathjax",
+    "sphinx-mathjax-offline",
 ]
 myst_enable_extensions = ["dollarmath", "amsmath"]
 source_suffix = {".md": "markdown"}

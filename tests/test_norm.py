@@ -49,7 +49,7 @@ def test_staged_and_simplified_backward_agree(bk, rng, shape):
 
 def test_batchnorm_input_gradient_sums_to_zero(bk, rng):
     # Shifting a whole column leaves the normalized output unchanged, so the gradient has
-    # no component along it (docs/norm_backward.md).
+    # no component along it (docs/derivations/batchnorm.md).
     x, gamma, beta, dout = _arrays(bk, rng, (50, 4), (4,), (4,), (50, 4))
     _, cache = batchnorm_forward(x * 3 + 7, gamma, beta, {"mode": "train"})
     for backward in (batchnorm_backward, batchnorm_backward_alt):

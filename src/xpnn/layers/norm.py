@@ -9,7 +9,7 @@ values per statistic)::
     out = gamma * xhat + beta
 
 and the backward pass, in the simplified closed form derived in
-``docs/norm_backward.md``::
+``docs/derivations/batchnorm.md``::
 
     dxhat = dout * gamma
     dx = inv_std / m * (m * dxhat - sum(dxhat) - xhat * sum(dxhat * xhat))
@@ -280,7 +280,7 @@ def batchnorm_backward_alt(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
     """Batch normalization backward pass, simplified closed form.
 
     ``dx = inv_std / m * (m * dxhat - sum(dxhat) - xhat * sum(dxhat * xhat))`` with
-    ``dxhat = dout * gamma`` and sums over the batch; derived in ``docs/norm_backward.md``.
+    ``dxhat = dout * gamma`` and sums over the batch; derived in ``docs/derivations/batchnorm.md``.
 
     Parameters
     ----------
