@@ -45,11 +45,17 @@ def jax_case(shape, dtype, repeat):
     gamma, beta = (jnp.asarray(rng.standard_normal(shape[1]).astype(dtype)) for _ in range(2))
 
     _, cache = batchnorm_forward(x, gamma, beta, {"mode": "train"})
-    mode, arrays = cache[0], cache[1:]
+    fields = ("x", "xhat", "mu", "inv_std", "gamma")
+    arrays = tuple(getattr(cache, name) for name in fields)
 
     def make(backward):
-        # The cache holds the mode string, which jit cannot take as an argument: close over it.
-        run = jax.jit(lambda dout, arrays: backward(dout, (mode, *arrays)))
+        # The cache also holds the mode string and the dtypes, which jit cannot take as
+        # arguments: pass the arrays, close over the rest.
+        run = jax.jit(
+            lambda dout, arrays: backward(
+                dout, cache._replace(**dict(zip(fields, arrays, strict=True)))
+            )
+        )
         return lambda: jax.block_until_ready(run(dout, arrays))
 
     staged = best_of(make(batchnorm_backward), repeat)
