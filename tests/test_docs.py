@@ -58,7 +58,7 @@ def test_code_block_runs(path, index, monkeypatch, tmp_path):
     reason = _missing(blocks[index][0])
     if reason:
         pytest.skip(reason)
-    if "jax" in blocks[index][0] or any("jax" in req for req, _ in blocks[:index]):
+    if any("jax" in req and _missing(req) is None for req, _ in blocks[: index + 1]):
         import jax
 
         jax.config.update("jax_enable_x64", True)
