@@ -1,4 +1,6 @@
-"""Fail if a built HTML page loads a script, stylesheet or font from the network.
+"""Fail if a built HTML page loads a script, stylesheet, image or frame from the network.
+
+(Tags only: a ``url(...)`` inside a bundled CSS file is not scanned.)
 
 Usage: python docs/check_offline.py docs/_build/html
 """

@@ -191,10 +191,44 @@ def test_groupnorm_groups_must_divide_channels(bk, groups):
 def test_groupnorm_bad_gamma_and_group_type(bk):
     x = bk.asarray(np.ones((2, 6, 3, 3)))
     g = bk.asarray(np.ones((1, 6, 1, 1)))
-    with pytest.raises(ValueError, match=r"gamma must have shape \(1, 6, 1, 1\)"):
+    with pytest.raises(
+        ValueError, match=r"gamma and beta must both have shape \(1, 6, 1, 1\) or both \(6,\)"
+    ):
         spatial_groupnorm_forward(x, bk.asarray(np.ones((1, 3, 1, 1))), g, 2, {})
-    with pytest.raises(TypeError, match=r"G must be a Python int"):
+    with pytest.raises(ValueError, match=r"got gamma \(6,\), beta \(1, 6, 1, 1\)"):
+        spatial_groupnorm_forward(x, bk.asarray(np.ones(6)), g, 2, {})
+    with pytest.raises(TypeError, match=r"G must be an integer"):
         spatial_groupnorm_forward(x, g, g, 2.0, {})
+    out, _ = spatial_groupnorm_forward(x, g, g, np.int64(2), {})  # NumPy integers are fine
+    assert out.shape == x.shape
+
+
+def test_numpy_scalars_are_numbers(bk):
+    x, gamma, beta = _bn_args(bk)
+    bn_param = {"mode": "train", "eps": np.float32(1e-5), "momentum": np.float64(0.8)}
+    batchnorm_forward(x, gamma, beta, bn_param)
+    with pytest.raises(TypeError, match=r"bn_param\['momentum'\] must be a real number"):
+        batchnorm_forward(x, gamma, beta, {"mode": "train", "momentum": "0.9"})
+    dropout_forward(bk.asarray(np.ones(3)), {"mode": "train", "p": np.float32(0.5)})
+
+
+def test_spatial_batchnorm_names_channels(bk):
+    x = bk.asarray(np.ones((2, 3, 4, 4)))
+    with pytest.raises(ValueError, match=r"gamma must have shape \(3,\) \(one value per channel"):
+        spatial_batchnorm_forward(
+            x, bk.asarray(np.ones(4)), bk.asarray(np.ones(3)), {"mode": "train"}
+        )
+
+
+def test_test_mode_warning_points_at_the_callers_line(bk):
+    """Raised deep inside conv_bn_relu_forward, the warning names this file."""
+    from xpnn import conv_bn_relu_forward
+
+    x, w, b = _conv_args(bk, x=(1, 3, 4, 4), w=(2, 3, 3, 3), b=(2,))
+    gamma, beta = bk.asarray(np.ones(2)), bk.asarray(np.zeros(2))
+    with pytest.warns(UserWarning, match="test mode without") as record:
+        conv_bn_relu_forward(x, w, b, gamma, beta, {"stride": 1, "pad": 1}, {"mode": "test"})
+    assert record[0].filename == __file__
 
 
 @pytest.mark.parametrize("p", [0, 1.5, -0.1, "0.5"])
@@ -233,7 +267,7 @@ def test_another_layers_cache_names_the_expected_one(bk, case):
     _, wrong_cache = other.run(*(bk.asarray(v) for v in other.draw_inputs(seed=0).values()))
     with pytest.raises(
         TypeError,
-        match=rf"cache must be the cache returned by {case.forward.__name__} \(a \w+Cache\); "
+        match=rf"cache must be the cache returned by {case.forward.__name__} \(an? \w+Cache\); "
         rf"got the cache of {other.forward.__name__}$",
     ):
         case.backward(bk.asarray(np.ones(tuple(out.shape))), wrong_cache)

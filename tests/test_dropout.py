@@ -111,3 +111,11 @@ def test_bernoulli_rate_and_device(bk):
     if bk.device is not None:
         assert mask.device == bk.device
     assert abs(_np(mask).mean() - 0.25) < 0.01
+
+
+def test_test_mode_backward_checks_dout(bk):
+    _, cache = dropout_forward(bk.asarray(np.ones((2, 3))), {"mode": "test", "p": 0.5})
+    with pytest.raises(ValueError, match=r"dout must have shape \(2, 3\)"):
+        dropout_backward(bk.asarray(np.ones(7)), cache)
+    dx = dropout_backward(bk.asarray(np.ones((2, 3)), "float32"), cache)
+    assert dx.dtype == bk.xp.float64  # the dtype of x

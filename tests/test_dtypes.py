@@ -1,4 +1,4 @@
-"""Dtypes as NumPy users expect (DESIGN 3.6, docs/layers.md "Dtypes").
+"""Dtypes as NumPy users expect (docs/layers.md, "Dtypes").
 
 Floating arguments of mixed precision compute in the promoted dtype, integer and boolean
 arguments are cast to the floating dtype of the data, and each gradient comes back in the

@@ -114,3 +114,32 @@ def test_every_public_forward_and_loss_has_a_case():
     covered = {c.name for c in CASES}
     assert public - covered == set(), "public forwards/losses without a gradient-check case"
     assert len(public) == 19  # 11 layer forwards, 2 losses, 6 sandwiches: the check sees them
+
+
+ARRAY_CACHES = [
+    c
+    for c in CASES
+    if c.name in {"affine_forward", "relu_forward", "layernorm_forward", "affine_relu_forward"}
+]
+
+
+@pytest.mark.parametrize(
+    "case", ARRAY_CACHES, ids=[f"{c.name}[{c.describe()}]" for c in ARRAY_CACHES]
+)
+def test_caches_cross_jit_and_move_between_backends(bk, case):
+    """A cache of arrays is a pytree jax.jit takes and returns, and to_backend moves it."""
+    host, arrays = _inputs(bk, case, "float64")
+    out, cache = case.run(*host.values())  # a NumPy cache
+    dout = np.random.default_rng(8).standard_normal(tuple(out.shape))
+    expected = _as_tuple(case.backward(dout, cache))
+    moved = xpnn.to_backend(cache, bk.name, device=bk.device)
+    grads = _as_tuple(case.backward(bk.asarray(dout), moved))
+    for g, e in zip(grads, expected, strict=True):
+        np.testing.assert_allclose(xpnn.to_numpy(g), e, rtol=1e-12)
+    if bk.name == "jax":
+        import jax
+
+        _, jit_cache = jax.jit(lambda *a: case.run(*a))(*arrays)
+        jit_grads = _as_tuple(jax.jit(case.backward)(bk.asarray(dout), jit_cache))
+        for g, e in zip(jit_grads, expected, strict=True):
+            np.testing.assert_allclose(np.asarray(g), e, rtol=1e-12)

@@ -263,3 +263,30 @@ def test_a_kink_inside_the_step_makes_the_case_unreliable(bk):
     result = run_case(case, bk.xp, device=bk.device, compile=bk.compile)
     assert not result.reliable and not result.passed
     assert result.summary.startswith("numerical gradient unreliable")
+
+
+def test_torch_leaf_that_requires_grad(bk):
+    """Perturbing in place is refused by torch on a leaf that requires grad, unless no_grad."""
+    if bk.name != "torch":
+        pytest.skip("requires_grad is PyTorch's")
+    x = bk.xp.asarray(np.array([1.0, -2.0]), device=bk.device)
+    x.requires_grad_(True)
+    grad = eval_numerical_gradient(lambda v: bk.xp.sum(v**2), x, verbose=False)
+    assert not grad.requires_grad
+    np.testing.assert_allclose(grad.numpy(), [2.0, -4.0], rtol=1e-8)
+    assert x.requires_grad and x.grad is None
+
+
+def test_directional_check_refuses_integer_inputs(bk):
+    x = bk.asarray(np.arange(6).reshape(2, 3))
+    with pytest.raises(TypeError, match=r"inputs\[0\] must be a real floating array"):
+        check_directional(lambda v: v, (x,), (x,), None)
+
+
+def test_moved_names_say_where_they_went():
+    import xpnn.gradient_check as gc
+
+    with pytest.raises(ImportError, match=r"moved to xpnn.gradcheck.*import GradCase"):
+        gc.GradCase
+    with pytest.raises(ImportError, match=r"moved to xpnn\.gradcheck"):
+        exec("from xpnn.gradient_check import run_case", {})

@@ -136,3 +136,27 @@ def test_the_check_off_computes_no_reduction_to_read_back(bk, loss, monkeypatch)
         loss(x, y)
     with pytest.raises(AssertionError, match="label range check ran"):
         loss(x, y)
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_closed_over_labels_out_of_range_are_caught_at_trace_time(bk, loss):
+    if bk.name != "jax":
+        pytest.skip("jax.jit applies to the JAX backend only")
+    import jax
+
+    x, bad = bk.asarray(np.zeros((3, 4))), _labels(bk, [0, 4, 1])
+    with pytest.raises(ValueError, match=r"labels outside \[0, 4\)"):
+        jax.jit(lambda s: loss(s, bad))(x)
+
+
+def test_svm_margin_exactly_zero_against_torch(bk):
+    """A margin of exactly 0 is not a violation, in xpnn as in torch's multi_margin_loss."""
+    torch = pytest.importorskip("torch")
+    x = np.array([[3.0, 2.0, 1.0], [0.0, 1.0, 1.0]])  # row 0: margin of class 1 is 0
+    y = np.array([0, 2])
+    tx = torch.tensor(x, requires_grad=True)
+    tloss = torch.nn.functional.multi_margin_loss(tx, torch.tensor(y), margin=1.0) * 3
+    tloss.backward()
+    loss, dx = svm_loss(bk.asarray(x), _labels(bk, y))
+    assert math.isclose(float(xpnn.to_numpy(loss)), tloss.item(), rel_tol=1e-12)
+    np.testing.assert_allclose(xpnn.to_numpy(dx), tx.grad.numpy(), rtol=1e-12, atol=1e-15)

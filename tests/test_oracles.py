@@ -556,12 +556,14 @@ def test_non_contiguous_inputs_match_contiguous(bk, case, layout):
     ]
     for k, view in zip(host, views, strict=True):
         np.testing.assert_array_equal(_np(view), host[k], err_msg=f"{k}: view built wrong")
-    dout = None
+    dout = dout_view = None
     if not case.is_loss:
         out_shape = tuple(case.run(*contiguous)[0].shape)
-        dout = bk.asarray(np.random.default_rng(6).standard_normal(out_shape))
+        dout_host = np.random.default_rng(6).standard_normal(out_shape)
+        dout = bk.asarray(dout_host)
+        dout_view = _strided_view(bk, dout_host, layout)  # a backward reads dout too
     want = _results(case, contiguous, dout)
-    got = _results(case, views, dout)
+    got = _results(case, views, None if case.is_loss else dout_view)
     names = ["out", *(f"d{k}" for k, s in specs.items() if s.differentiable)]
     _assert_all_close(got, want, names[: len(want)], rtol=1e-12, atol=1e-14)
     for k, c, v in zip(host, contiguous, views, strict=True):

@@ -7,7 +7,7 @@ device; floating inputs of mixed precision compute in the wider one, and each gr
 comes back in the dtype of its argument.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from ._backend import BACKENDS, get_backend, get_namespace, to_backend, to_numpy, use_backend
 from ._config import label_range_check

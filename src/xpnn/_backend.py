@@ -7,6 +7,7 @@ models, the solver, data loaders and :func:`to_backend` with no explicit target.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import importlib
 from collections.abc import Mapping
@@ -22,10 +23,12 @@ __all__ = [
     "BACKENDS",
     "array_namespace",
     "backend_name",
+    "compile_time_eval",
     "device_of",
     "get_backend",
     "get_namespace",
     "is_traced",
+    "no_autograd",
     "to_backend",
     "to_numpy",
     "use_backend",
@@ -176,6 +179,33 @@ def is_traced(array: Any) -> bool:
 
         return isinstance(array, Tracer)
     return array_api_compat.is_lazy_array(array)
+
+
+def compile_time_eval(array: Any) -> contextlib.AbstractContextManager:
+    """Context in which operations on concrete values run at once, even inside ``jax.jit``.
+
+    JAX stages every operation inside a jitted function, also those on constants it closes
+    over; ``jax.ensure_compile_time_eval`` evaluates those at trace time instead. Elsewhere
+    this is a no-op.
+    """
+    if array_api_compat.is_jax_array(array):
+        import jax
+
+        return jax.ensure_compile_time_eval()
+    return contextlib.nullcontext()
+
+
+def no_autograd(array: Any) -> contextlib.AbstractContextManager:
+    """Context in which PyTorch records no autograd graph (``torch.no_grad``); else a no-op.
+
+    The numerical gradient perturbs a tensor in place, which torch refuses for a leaf that
+    requires grad, and it must not keep a graph per evaluation alive.
+    """
+    if array_api_compat.is_torch_array(array):
+        import torch
+
+        return torch.no_grad()
+    return contextlib.nullcontext()
 
 
 def array_namespace(*arrays: Any, **named_arrays: Any) -> ModuleType:

@@ -38,7 +38,9 @@ def label_range_check(enabled: bool) -> _Switch:
     With the check off, an out-of-range label is not reported: its row of the one-hot
     mask is all zeros, so that row's loss is computed as if it had no true class. Shapes
     and dtypes are still checked.
-    Inside ``jax.jit`` the check is skipped anyway: the labels' values are not known there.
+    Inside ``jax.jit`` labels that are arguments of the jitted function are not checked
+    (their values are not known at trace time); closed-over labels are checked once, at
+    trace time.
 
     Works as a setter (``xpnn.label_range_check(False)``) and as a context manager
     (``with xpnn.label_range_check(False): ...``), which restores the previous setting.

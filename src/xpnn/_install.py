@@ -2,7 +2,8 @@
 
 A copy installed from a package index gets ``pip install 'xpnn[jax]'``; one installed
 from a local clone (``pip install .``, ``pip install -e .``), or imported straight from a
-source tree, gets the same command with the clone's path, which is what works there.
+source tree, gets the same command with the clone's path, and one installed from a URL
+(git or an archive) the command with that URL: whatever works there.
 """
 
 from __future__ import annotations
@@ -11,11 +12,21 @@ import importlib.metadata
 import json
 import re
 from pathlib import Path
-from urllib.parse import unquote, urlparse
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 __all__ = ["docs_page", "install_command", "source_checkout"]
 
 _SOURCE_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _direct_url() -> dict | None:
+    """pip's record of where this copy came from (PEP 610), or None for an index install."""
+    try:
+        text = importlib.metadata.distribution("xpnn").read_text("direct_url.json")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    return json.loads(text) if text else None
 
 
 def source_checkout() -> tuple[Path, bool] | None:
@@ -25,14 +36,14 @@ def source_checkout() -> tuple[Path, bool] | None:
     installed at all but imported from a source tree counts as an editable one.
     """
     try:
-        text = importlib.metadata.distribution("xpnn").read_text("direct_url.json")
+        importlib.metadata.distribution("xpnn")
     except importlib.metadata.PackageNotFoundError:
         return (_SOURCE_ROOT, True) if _is_source_tree(_SOURCE_ROOT) else None
-    info = json.loads(text) if text else {}
+    info = _direct_url() or {}
     url = urlparse(info.get("url", ""))
     if "dir_info" not in info or url.scheme != "file":
         return None
-    return Path(unquote(url.path)), bool(info["dir_info"].get("editable"))
+    return Path(url2pathname(url.path)), bool(info["dir_info"].get("editable"))
 
 
 def _is_source_tree(root: Path) -> bool:
@@ -55,7 +66,12 @@ def _requirement(extra: str) -> str | None:
 def install_command(extra: str) -> str:
     """The pip command that installs xpnn's extra ``extra`` for this copy of xpnn."""
     source = source_checkout()
-    if source is None:
+    info = _direct_url() or {}
+    if source is None and "url" in info and "dir_info" not in info:
+        vcs = info.get("vcs_info", {}).get("vcs")
+        url = f"{vcs}+{info['url']}" if vcs else info["url"]
+        command = f"pip install 'xpnn[{extra}] @ {url}'"
+    elif source is None:
         command = f"pip install 'xpnn[{extra}]'"
     else:
         path, editable = source

@@ -129,7 +129,8 @@ def _gradcheck(args: argparse.Namespace) -> int:
         f"\n{len(rows) - len(failures)} passed, {len(failures)} failed in {elapsed:.1f}s\n"
         f"pass: every entry |a - n| <= atol + {tol.rtol:.0e}*|n|, atol from the "
         "finite-difference noise and the rounding of the dtype; worst/allowed is the "
-        "largest ratio (<= 1 passes); rel error is CS231n's rel_error.\n"
+        "largest ratio (<= 1 passes); rel error is CS231n's rel_error, not the criterion "
+        "(where the true gradient is ~0, as for a bias before batch norm, it can be 1).\n"
         f"how it is judged: {docs_page('gradient_checking', 'the-pass-criterion')}"
     )
     return 1 if failures else 0

@@ -173,6 +173,15 @@ def run_case(
         ]
 
     numeric_args = put(host, xp.float64)
+    if any(
+        specs[k].differentiable and a.dtype != xp.float64
+        for k, a in zip(specs, numeric_args, strict=True)
+    ):
+        raise RuntimeError(
+            "the numerical reference needs float64 arrays, and this backend made "
+            f"{numeric_args[0].dtype} ones; on JAX enable 64-bit mode first: "
+            'jax.config.update("jax_enable_x64", True)'
+        )
     dout = numeric_dout = None
     if not case.is_loss:
         out_shape = tuple(forward(*numeric_args).shape)

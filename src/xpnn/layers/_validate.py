@@ -14,14 +14,16 @@ to (the computation dtype for an integer or boolean argument).
 
 from __future__ import annotations
 
+import numbers
 import operator
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import array_api_compat
 
 from .. import _config
-from .._backend import array_namespace, device_of, is_traced
+from .._backend import array_namespace, compile_time_eval, device_of, is_traced
 
 # --------------------------------------------------------------------------- arrays and dtypes
 
@@ -49,8 +51,11 @@ def floating_inputs(**named: Any) -> tuple[Any, tuple[Any, ...], tuple[Any, ...]
     arrays : tuple of arrays
         The arguments, in order, cast to the computation dtype (no copy where an argument
         has it already).
-    dtypes : tuple of dtypes
-        The arguments' own dtypes, for :func:`in_argument_dtypes`.
+    dtypes : tuple of arrays
+        The arguments' own dtypes, for :func:`in_argument_dtypes`, each carried by a
+        zero-size array of that dtype on the argument's device: caches hold them, and a
+        cache made of arrays stays a valid pytree for ``jax.jit`` and can be moved with
+        :func:`xpnn.to_backend`.
     """
     for name, value in named.items():
         require_array(name, value)
@@ -61,8 +66,7 @@ def floating_inputs(**named: Any) -> tuple[Any, tuple[Any, ...], tuple[Any, ...]
                 f"{name} must be a real floating, integer or boolean array; got dtype "
                 f"{value.dtype}"
             )
-    dtypes = tuple(value.dtype for value in named.values())
-    floating = [d for d in dtypes if xp.isdtype(d, "real floating")]
+    floating = [v.dtype for v in named.values() if xp.isdtype(v.dtype, "real floating")]
     if floating:
         dtype = xp.result_type(*floating)
     else:
@@ -70,6 +74,9 @@ def floating_inputs(**named: Any) -> tuple[Any, tuple[Any, ...], tuple[Any, ...]
         dtype = xp.__array_namespace_info__().default_dtypes(device=device_of(first))[
             "real floating"
         ]
+    dtypes = tuple(
+        xp.empty((0,), dtype=value.dtype, device=device_of(value)) for value in named.values()
+    )
     return xp, tuple(cast(xp, value, dtype) for value in named.values()), dtypes
 
 
@@ -79,9 +86,12 @@ def cast(xp: Any, array: Any, dtype: Any) -> Any:
 
 
 def in_argument_dtypes(xp: Any, grads: tuple[Any, ...], dtypes: tuple[Any, ...]) -> tuple:
-    """Each gradient in the dtype of its argument (kept as computed for a non-floating one)."""
+    """Each gradient in the dtype of its argument (kept as computed for a non-floating one).
+
+    ``dtypes`` are the zero-size arrays from :func:`floating_inputs`.
+    """
     return tuple(
-        cast(xp, g, d) if xp.isdtype(d, "real floating") else g
+        cast(xp, g, d.dtype) if xp.isdtype(d.dtype, "real floating") else g
         for g, d in zip(grads, dtypes, strict=True)
     )
 
@@ -121,9 +131,23 @@ def require_cache(cache: Any, cls: type) -> Any:
         return cache
     origin = _CACHE_ORIGIN.get(type(cache))
     got = f"the cache of {origin}" if origin else f"a {type(cache).__name__}"
+    article = "an" if cls.__name__[0] in "AEIOU" else "a"
     raise TypeError(
-        f"cache must be the cache returned by {_CACHE_ORIGIN[cls]} (a {cls.__name__}); got {got}"
+        f"cache must be the cache returned by {_CACHE_ORIGIN[cls]} ({article} "
+        f"{cls.__name__}); got {got}"
     )
+
+
+def caller_stacklevel() -> int:
+    """The ``stacklevel`` of :func:`warnings.warn` that points at the first frame outside xpnn.
+
+    A warning raised deep inside a sandwich layer then names the user's line, not ours.
+    """
+    package = __name__.split(".")[0] + "."
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_globals.get("__name__", "").startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 # --------------------------------------------------------------------------- shapes, params
@@ -147,6 +171,13 @@ def require_shape(name: str, array: Any, shape: tuple[int, ...], why: str = "") 
 def require_dict(params: Any, dict_name: str) -> None:
     if not isinstance(params, Mapping):
         raise TypeError(f"{dict_name} must be a dict; got {type(params).__name__}")
+
+
+def real_param(value: Any, name: str) -> float:
+    """A real number (Python or NumPy scalar; not a bool, not an array) as a float."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number; got {value!r} ({type(value).__name__})")
+    return float(value)
 
 
 def int_param(params: Mapping[str, Any], dict_name: str, key: str, minimum: int) -> int:
@@ -194,10 +225,11 @@ def check_labels(xp: Any, y: Any, num_samples: int, num_classes: int) -> None:
     """Labels: 1-d, integer, one per sample, each in ``[0, num_classes)``.
 
     The range check reads one boolean from the device (a single-scalar sync), because an
-    out-of-range label would otherwise silently give a wrong loss. It is skipped wherever
-    that boolean is not a concrete value (inside ``jax.jit``, whether ``y`` is an argument
-    of the jitted function or closed over), and when it is switched off with
-    :func:`xpnn.label_range_check` (to avoid the sync in a training loop).
+    out-of-range label would otherwise silently give a wrong loss. Inside ``jax.jit`` it
+    runs at trace time when ``y`` is concrete (closed over), and is skipped when ``y`` is
+    traced (an argument of the jitted function), since its values are not known then. It
+    is also skipped when switched off with :func:`xpnn.label_range_check` (to avoid the
+    sync in a training loop).
     """
     require_ndim("y", y, 1, "of labels (N,)")
     if y.shape[0] != num_samples:
@@ -206,7 +238,8 @@ def check_labels(xp: Any, y: Any, num_samples: int, num_classes: int) -> None:
         raise TypeError(f"y must be an integer array of class labels; got dtype {y.dtype}")
     if num_samples == 0 or not _config.label_range_check_enabled() or is_traced(y):
         return
-    out_of_range = xp.any((y < 0) | (y >= num_classes))
+    with compile_time_eval(y):  # concrete labels closed over by jax.jit: checked at trace time
+        out_of_range = xp.any((y < 0) | (y >= num_classes))
     if is_traced(out_of_range):
         return
     if bool(out_of_range):

@@ -270,7 +270,7 @@ def conv_backward_fast(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
     hp, wp = h + 2 * pad, wd + 2 * pad
     dxpad = xp.zeros((n_samples, channels, hp, wp), dtype=x.dtype, device=device_of(x))
     # col2im: overlapping windows add up, so this is a slice-*add* per kernel offset
-    # (never an integer scatter, which is not portable; see DESIGN.md).
+    # (never an integer scatter, which is not portable; see docs/derivations/conv.md).
     for di in range(hh):
         for dj in range(ww):
             dxpad = xpx.at(dxpad, window_offset_slices(di, dj, stride, h_out, w_out)).add(

@@ -8,6 +8,7 @@ backward pass (and a gradient check with a fixed ``seed``) is exact. The derivat
 
 from __future__ import annotations
 
+import numbers
 from typing import Any, NamedTuple
 
 from .. import random as xprandom
@@ -31,12 +32,13 @@ class DropoutCache(NamedTuple):
     """What :func:`dropout_forward` keeps for :func:`dropout_backward`.
 
     ``mask`` is the scaled keep-mask ``keep / p`` in the computation dtype, ``None`` in
-    test mode.
+    test mode; ``x`` is the input, kept in test mode only (to check ``dout`` against it).
     """
 
     dropout_param: dict
     mask: Any
     dtypes: tuple
+    x: Any = None
 
 
 def _dropout_settings(dropout_param: Any) -> tuple[float, str, int | None]:
@@ -44,7 +46,7 @@ def _dropout_settings(dropout_param: Any) -> tuple[float, str, int | None]:
     if "p" not in dropout_param:
         raise KeyError("dropout_param needs the key 'p' (the probability of keeping a unit)")
     p = dropout_param["p"]
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 < p <= 1:
+    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 < p <= 1:
         raise ValueError(
             f"dropout_param['p'] is the probability of keeping a unit and must be in (0, 1]; "
             f"got {p!r}"
@@ -77,7 +79,7 @@ def dropout_forward(x: Any, dropout_param: dict) -> tuple[Any, DropoutCache]:
     xp, (x,), dtypes = floating_inputs(x=x)
     p, mode, seed = _dropout_settings(dropout_param)
     if mode == "test":
-        return x, DropoutCache(dropout_param, None, dtypes)
+        return x, DropoutCache(dropout_param, None, dtypes, x)
     keep = dropout_param.get("mask")
     if keep is None:
         keep = xprandom.bernoulli(tuple(x.shape), p, like=x, seed=seed)
@@ -108,10 +110,9 @@ def dropout_backward(dout: Any, cache: tuple) -> Any:
     dx : array, shape and dtype of x
         ``dout * keep / p`` in train mode, ``dout`` in test mode.
     """
-    _, mask, dtypes = require_cache(cache, DropoutCache)
+    _, mask, dtypes, x = require_cache(cache, DropoutCache)
     if mask is None:
-        require_array("dout", dout)
-        xp = array_namespace(dout=dout)
+        xp, dout = upstream(dout, x, tuple(x.shape))
         return in_argument_dtypes(xp, (dout,), dtypes)[0]
     xp, dout = upstream(dout, mask, tuple(mask.shape))
     return in_argument_dtypes(xp, (dout * mask,), dtypes)[0]

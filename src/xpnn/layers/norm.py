@@ -22,6 +22,7 @@ each channel over N, H and W; layer norm each sample over its features; group no
 
 from __future__ import annotations
 
+import operator
 import warnings
 from collections.abc import Mapping, MutableMapping
 from typing import Any, NamedTuple
@@ -29,9 +30,11 @@ from typing import Any, NamedTuple
 from .._backend import array_namespace, device_of
 from ._validate import (
     cache_of,
+    caller_stacklevel,
     cast,
     floating_inputs,
     in_argument_dtypes,
+    real_param,
     require_array,
     require_cache,
     require_dict,
@@ -58,10 +61,10 @@ __all__ = [
 
 def _eps(params: Any, dict_name: str) -> float:
     require_dict(params, dict_name)
-    eps = params.get("eps", 1e-5)
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
+    eps = real_param(params.get("eps", 1e-5), f"{dict_name}['eps']")
+    if not eps > 0:
         raise ValueError(f"{dict_name}['eps'] must be a positive number; got {eps!r}")
-    return float(eps)
+    return eps
 
 
 def _normalize(xp: Any, x: Any, axis: tuple[int, ...], eps: float) -> tuple[Any, ...]:
@@ -169,7 +172,7 @@ def _warn_missing_running_stats(bn_param: Mapping) -> None:
             f"batch norm in test mode without {' and '.join(missing)} in bn_param: "
             "using zeros instead; run train mode first, or pass the running statistics",
             UserWarning,
-            stacklevel=3,
+            stacklevel=caller_stacklevel(),
         )
 
 
@@ -209,9 +212,7 @@ def batchnorm_forward(x: Any, gamma: Any, beta: Any, bn_param: dict) -> tuple[An
     require_ndim("x", x, 2, "(N, D)")
     _check_affine_params(gamma, beta, (x.shape[1],), "one value per feature of x")
     eps = _eps(bn_param, "bn_param")
-    momentum = bn_param.get("momentum", 0.9)
-    if isinstance(momentum, bool) or not isinstance(momentum, (int, float)):
-        raise TypeError(f"bn_param['momentum'] must be a number; got {momentum!r}")
+    momentum = real_param(bn_param.get("momentum", 0.9), "bn_param['momentum']")
     running_mean, mean_dtype = _running_stat(xp, bn_param, "running_mean", x)
     running_var, var_dtype = _running_stat(xp, bn_param, "running_var", x)
     if mode == "test":
@@ -339,6 +340,7 @@ def spatial_batchnorm_forward(
     """
     xp, (x, gamma, beta), dtypes = floating_inputs(x=x, gamma=gamma, beta=beta)
     require_ndim("x", x, 4, "(N, C, H, W)")
+    _check_affine_params(gamma, beta, (x.shape[1],), "one value per channel of x")
     out2, bn_cache = batchnorm_forward(_channels_last_2d(xp, x), gamma, beta, bn_param)
     shape = tuple(x.shape)
     return _channels_first_4d(xp, out2, shape), SpatialBatchnormCache(shape, bn_cache, dtypes)
@@ -418,8 +420,12 @@ def layernorm_backward(dout: Any, cache: LayernormCache) -> tuple[Any, Any, Any]
 
 
 def _group_count(G: Any, channels: int) -> int:
-    if isinstance(G, bool) or not isinstance(G, int):
-        raise TypeError(f"G must be a Python int (the number of groups); got {G!r}")
+    try:
+        if isinstance(G, bool):
+            raise TypeError
+        G = operator.index(G)
+    except TypeError:
+        raise TypeError(f"G must be an integer (the number of groups); got {G!r}") from None
     if G < 1 or channels % G:
         raise ValueError(
             f"G must be a positive divisor of the number of channels C = {channels}; got {G}"
@@ -455,11 +461,13 @@ def spatial_groupnorm_forward(
     require_ndim("x", x, 4, "(N, C, H, W)")
     n, c, h, w = x.shape
     groups = _group_count(G, c)
-    if tuple(gamma.shape) == (c,) and tuple(beta.shape) == (c,):
-        param_shape = (c,)
-    else:
-        param_shape = (1, c, 1, 1)
-    _check_affine_params(gamma, beta, param_shape, "one value per channel of x")
+    shapes = (tuple(gamma.shape), tuple(beta.shape))
+    if shapes not in (((c,), (c,)), ((1, c, 1, 1), (1, c, 1, 1))):
+        raise ValueError(
+            f"gamma and beta must both have shape (1, {c}, 1, 1) or both ({c},), one value "
+            f"per channel of x; got gamma {shapes[0]}, beta {shapes[1]}"
+        )
+    param_shape = shapes[0]
     eps = _eps(gn_param, "gn_param")
     grouped = xp.reshape(x, (n, groups, (c // groups) * h * w))
     xhat_g, _, _, inv_std = _normalize(xp, grouped, (2,), eps)
