@@ -1,7 +1,8 @@
 """The import graph of ``src/xpnn``: no cycle, and imports flow one way.
 
-backend (``_config``, ``_install`` -> ``_backend`` -> ``random``) -> numerics
-(``gradient_check``) -> ``layers`` -> ``layer_utils`` -> ``gradcheck`` -> the package
+backend (``_config``, ``_install``, ``_io`` -> ``_backend`` -> ``random``) -> numerics
+(``gradient_check``) and ``data`` -> ``layers`` and ``optim`` -> ``layer_utils`` ->
+``classifiers`` and ``solver`` -> ``gradcheck`` -> ``cs231n`` (re-exports) -> the package
 API (``xpnn/__init__``) -> ``cli``. Imports inside functions count too: a cycle held
 together by a deferred import is still a cycle.
 """
@@ -22,15 +23,21 @@ SRC = Path(xpnn.__file__).resolve().parent
 RANKS = [
     ("xpnn._config", 0),
     ("xpnn._install", 0),
+    ("xpnn._io", 0),
     ("xpnn._backend", 1),
     ("xpnn.random", 2),
     ("xpnn.gradient_check", 3),
+    ("xpnn.data", 3),
     ("xpnn.layers", 4),
+    ("xpnn.optim", 4),
     ("xpnn.layer_utils", 5),
-    ("xpnn.gradcheck", 6),
-    ("xpnn.cli", 8),
-    ("xpnn.__main__", 9),
-    ("xpnn", 7),  # the package's __init__: the public API
+    ("xpnn.classifiers", 6),
+    ("xpnn.solver", 6),
+    ("xpnn.gradcheck", 7),
+    ("xpnn.cs231n", 8),
+    ("xpnn.cli", 10),
+    ("xpnn.__main__", 11),
+    ("xpnn", 9),  # the package's __init__: the public API
 ]
 
 

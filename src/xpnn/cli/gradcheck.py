@@ -1,8 +1,7 @@
-"""The ``xpnn`` command.
+"""``xpnn gradcheck``: every gradient-check case on one backend, as a table.
 
-``xpnn gradcheck [--backend NAME] [--dtype float32|float64]`` runs every gradient-check
-case (:mod:`xpnn.gradcheck`) on one backend and prints a table; the exit status is 1 if
-any case fails, 2 if the backend cannot run here or the arguments are wrong.
+The exit status is 1 if any case fails, 2 if the backend cannot run here or the
+arguments are wrong.
 """
 
 from __future__ import annotations
@@ -11,20 +10,15 @@ import argparse
 import importlib
 import sys
 import time
-from collections.abc import Sequence
+from typing import Any
 
-from . import __version__
-from ._backend import BACKENDS, get_namespace
-from ._install import docs_page
+from .. import __version__
+from .._backend import BACKENDS, get_namespace
+from .._install import docs_page
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="xpnn",
-        description="Hand-derived neural-network layers on NumPy, CuPy, JAX and PyTorch.",
-    )
-    parser.add_argument("--version", action="version", version=f"xpnn {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
+def add_parser(commands: Any) -> None:
+    """Add the ``gradcheck`` subcommand to the ``xpnn`` parser."""
     grad = commands.add_parser(
         "gradcheck",
         help="check every layer's backward pass against numerical gradients",
@@ -58,11 +52,12 @@ def _parser() -> argparse.ArgumentParser:
         help="import MODULE first (repeatable): a module that registers cases of its own "
         "layers with xpnn.gradcheck.register_case",
     )
-    return parser
+    grad.set_defaults(run=run)
 
 
-def _gradcheck(args: argparse.Namespace) -> int:
-    from .gradcheck import TOLERANCES, registered_cases, run_case
+def run(args: argparse.Namespace) -> int:
+    """Run ``xpnn gradcheck``; returns the exit status."""
+    from ..gradcheck import TOLERANCES, registered_cases, run_case
 
     for module in args.modules:
         try:
@@ -134,15 +129,3 @@ def _gradcheck(args: argparse.Namespace) -> int:
         f"how it is judged: {docs_page('gradient_checking', 'the-pass-criterion')}"
     )
     return 1 if failures else 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``xpnn`` command; returns the exit status."""
-    args = _parser().parse_args(argv)
-    if args.command == "gradcheck":
-        return _gradcheck(args)
-    raise AssertionError(f"unhandled command {args.command!r}")  # argparse makes it required
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,441 @@
+"""The CS231n ``Solver``: minibatch training with progress, checkpoints and exact resume.
+
+The assignment's training loop, with its keyword arguments and behaviour (minibatches
+sampled with replacement, accuracy at the first and last iteration and at each epoch's
+end, learning-rate decay per epoch, the best parameters restored at the end), plus:
+
+* a progress bar (tqdm) when ``verbose`` and standard error is a terminal; the
+  assignment's printed lines otherwise;
+* checkpoints as ``.npz`` files without pickle, written atomically (temporary file,
+  fsync, rename), holding everything a resumed run needs: parameters, best parameters,
+  batch-norm running averages, optimizer state, histories, epoch, iteration and the
+  NumPy random state;
+* :meth:`Solver.load_checkpoint`, after which :meth:`Solver.train` continues so that
+  2 epochs, a resume, and 1 more epoch give exactly the history of 3 epochs straight;
+* a NaN or infinite loss stops training with :class:`TrainingDiverged`, naming the
+  iteration; the last checkpoint written before it is left as it was.
+
+Data and model may live on different backends: each minibatch is moved to the model's
+backend and device with :func:`xpnn.to_backend`, an explicit per-batch transfer (the
+usual data pipeline: data sets stay in host memory, the model on the accelerator).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import optim
+from ._backend import array_namespace, backend_name, device_of, to_backend, to_numpy
+from ._io import write_atomically
+
+__all__ = ["Solver", "TrainingDiverged"]
+
+_UPDATE_RULES = ("sgd", "sgd_momentum", "rmsprop", "adam")
+_FORMAT = "xpnn-solver-checkpoint-1"
+
+
+class TrainingDiverged(FloatingPointError):
+    """The training loss became NaN or infinite."""
+
+
+class Solver:
+    """Train a classification model with minibatch gradient descent.
+
+    Parameters
+    ----------
+    model : object
+        Has ``params`` (a dict of arrays) and ``loss(X, y=None)``, which returns scores
+        (N, C) for ``y=None`` and ``(loss, grads)`` otherwise, with ``grads`` keyed like
+        ``params``. Batch-norm running averages in ``model.bn_params`` (a list of dicts),
+        if present, are checkpointed too.
+    data : dict
+        ``X_train``, ``y_train``, ``X_val``, ``y_val`` (any backend; NCHW or (N, D)).
+    update_rule : {'sgd', 'sgd_momentum', 'rmsprop', 'adam'}
+        A function of :mod:`xpnn.optim`.
+    optim_config : dict
+        Hyperparameters for the update rule (``learning_rate``, ...); each parameter gets
+        its own copy, which also holds that parameter's optimizer state.
+    lr_decay : float
+        ``learning_rate`` is multiplied by it after each epoch.
+    batch_size : int
+    num_epochs : int
+        Total epochs; a resumed run continues up to it.
+    num_train_samples : int or None
+        Training rows sampled for the training accuracy (None: all).
+    num_val_samples : int or None
+        Validation rows sampled for the validation accuracy (None: all).
+    checkpoint_name : str or None
+        Path prefix of the checkpoints: ``{checkpoint_name}_epoch_{epoch}.npz``.
+    print_every : int
+        Iterations between printed losses (without a progress bar).
+    verbose : bool
+    seed : int, optional
+        Seed of the Solver's own NumPy generator for minibatches and accuracy samples.
+        None (the assignment's behaviour) uses NumPy's global random state.
+    progress : bool, optional
+        Show a progress bar; default: when ``verbose`` and standard error is a terminal.
+
+    Raises
+    ------
+    ValueError
+        An unknown keyword argument or update rule, or data missing a key.
+    """
+
+    def __init__(self, model: Any, data: Mapping[str, Any], **kwargs: Any):
+        self.model = model
+        missing = [k for k in ("X_train", "y_train", "X_val", "y_val") if k not in data]
+        if missing:
+            raise ValueError(f"data must hold X_train, y_train, X_val, y_val; missing {missing}")
+        self.X_train, self.y_train = data["X_train"], data["y_train"]
+        self.X_val, self.y_val = data["X_val"], data["y_val"]
+
+        self.update_rule = kwargs.pop("update_rule", "sgd")
+        self.optim_config = dict(kwargs.pop("optim_config", {}))
+        self.lr_decay = kwargs.pop("lr_decay", 1.0)
+        self.batch_size = kwargs.pop("batch_size", 100)
+        self.num_epochs = kwargs.pop("num_epochs", 10)
+        self.num_train_samples = kwargs.pop("num_train_samples", 1000)
+        self.num_val_samples = kwargs.pop("num_val_samples", None)
+        self.checkpoint_name = kwargs.pop("checkpoint_name", None)
+        self.print_every = kwargs.pop("print_every", 10)
+        self.verbose = kwargs.pop("verbose", True)
+        seed = kwargs.pop("seed", None)
+        self.progress = kwargs.pop("progress", None)
+        if kwargs:
+            raise ValueError(f"Unrecognized arguments {', '.join(sorted(kwargs))}")
+        if self.update_rule not in _UPDATE_RULES:
+            raise ValueError(
+                f'Invalid update_rule "{self.update_rule}"; expected one of {_UPDATE_RULES}'
+            )
+        self.update = getattr(optim, self.update_rule)
+        for name in ("batch_size", "num_epochs", "print_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer; got {value!r}")
+        self.rng = np.random if seed is None else np.random.RandomState(seed)
+        self._reset()
+
+    # ------------------------------------------------------------------ state
+
+    def _reset(self) -> None:
+        self.epoch = 0
+        self.iteration = 0
+        self.best_val_acc = 0.0
+        self.best_params: dict[str, Any] = {}
+        self.loss_history: list[float] = []
+        self.train_acc_history: list[float] = []
+        self.val_acc_history: list[float] = []
+        self.last_checkpoint: Path | None = None
+        self.optim_configs = {p: dict(self.optim_config) for p in self.model.params}
+
+    @property
+    def iterations_per_epoch(self) -> int:
+        return max(_rows(self.X_train) // self.batch_size, 1)
+
+    # ------------------------------------------------------------------ training
+
+    def _step(self) -> float:
+        """One minibatch update; returns the loss as a float."""
+        batch = self.rng.choice(_rows(self.X_train), self.batch_size)
+        X, y = self._to_model(_take(self.X_train, batch), _take(self.y_train, batch))
+        loss, grads = self.model.loss(X, y)
+        value = float(to_numpy(loss))
+        if not np.isfinite(value):
+            return value
+        for name, w in self.model.params.items():
+            next_w, config = self.update(w, grads[name], self.optim_configs[name])
+            self.model.params[name] = next_w
+            self.optim_configs[name] = config
+        return value
+
+    def check_accuracy(
+        self, X: Any, y: Any, num_samples: int | None = None, batch_size: int = 100
+    ) -> float:
+        """Fraction of correct predictions on ``num_samples`` sampled rows (None: all)."""
+        n = _rows(X)
+        if num_samples is not None and n > num_samples:
+            rows = self.rng.choice(n, num_samples)
+            X, y = _take(X, rows), _take(y, rows)
+            n = num_samples
+        predictions = []
+        for start in range(0, n, batch_size):
+            rows = np.arange(start, min(start + batch_size, n))
+            (X_batch,) = self._to_model(_take(X, rows))
+            scores = self.model.loss(X_batch)
+            xp = array_namespace(scores=scores)
+            predictions.append(to_numpy(xp.argmax(scores, axis=1)))
+        predicted = np.concatenate(predictions) if predictions else np.zeros(0, np.int64)
+        return float(np.mean(predicted == to_numpy(y))) if n else 0.0
+
+    def train(self) -> None:
+        """Train up to ``num_epochs`` in total (continuing after :meth:`load_checkpoint`)."""
+        per_epoch = self.iterations_per_epoch
+        total = self.num_epochs * per_epoch
+        bar = self._progress_bar(total)
+        try:
+            for t in range(self.iteration, total):
+                loss = self._step()
+                if not np.isfinite(loss):
+                    kept = (
+                        f"; the last checkpoint, {self.last_checkpoint}, is intact"
+                        if (self.last_checkpoint)
+                        else ""
+                    )
+                    raise TrainingDiverged(
+                        f"loss is {loss} at iteration {t + 1} of {total} (epoch "
+                        f"{self.epoch + 1}); training stopped{kept}. Lower the learning rate "
+                        "or check the data."
+                    )
+                self.loss_history.append(loss)
+                self.iteration = t + 1
+                self._report_loss(bar, t, total, loss)
+                epoch_end = (t + 1) % per_epoch == 0
+                if epoch_end:
+                    self.epoch += 1
+                    for config in self.optim_configs.values():
+                        if "learning_rate" in config:
+                            config["learning_rate"] *= self.lr_decay
+                if t == 0 or t == total - 1 or epoch_end:
+                    self._check_and_keep_best(bar)
+        finally:
+            if bar is not None:
+                bar.close()
+        if self.best_params:
+            self.model.params = dict(self.best_params)
+
+    def _check_and_keep_best(self, bar: Any) -> None:
+        train_acc = self.check_accuracy(
+            self.X_train, self.y_train, num_samples=self.num_train_samples
+        )
+        val_acc = self.check_accuracy(self.X_val, self.y_val, num_samples=self.num_val_samples)
+        self.train_acc_history.append(train_acc)
+        self.val_acc_history.append(val_acc)
+        if val_acc > self.best_val_acc or not self.best_params:
+            self.best_val_acc = max(val_acc, self.best_val_acc)
+            self.best_params = {k: _copy(v) for k, v in self.model.params.items()}
+        if self.verbose:
+            self._write(
+                bar,
+                f"(Epoch {self.epoch} / {self.num_epochs}) train acc: {train_acc:f}; "
+                f"val_acc: {val_acc:f}",
+            )
+        self._save_checkpoint()
+
+    # ------------------------------------------------------------------ output
+
+    def _progress_bar(self, total: int) -> Any:
+        show = self.progress
+        if show is None:
+            show = self.verbose and sys.stderr.isatty()
+        if not show:
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, initial=self.iteration, unit="it", dynamic_ncols=True)
+
+    def _report_loss(self, bar: Any, t: int, total: int, loss: float) -> None:
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(epoch=self.epoch + 1, loss=f"{loss:.4f}", refresh=False)
+        elif self.verbose and t % self.print_every == 0:
+            print(f"(Iteration {t + 1} / {total}) loss: {loss:f}")
+
+    @staticmethod
+    def _write(bar: Any, line: str) -> None:
+        if bar is not None:
+            bar.write(line)
+        else:
+            print(line)
+
+    # ------------------------------------------------------------------ backends
+
+    def _to_model(self, *arrays: Any) -> tuple[Any, ...]:
+        """Move arrays to the backend and device of the model's parameters."""
+        reference = next(iter(self.model.params.values()))
+        name = backend_name(reference)
+        moved = []
+        for a in arrays:
+            if backend_name(a) != name or device_of(a) != device_of(reference):
+                a = to_backend(a, name, device=device_of(reference))
+            moved.append(a)
+        return tuple(moved)
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def _save_checkpoint(self) -> None:
+        if self.checkpoint_name is None:
+            return
+        path = Path(f"{self.checkpoint_name}_epoch_{self.epoch}.npz")
+        save_npz_atomically(path, self._checkpoint_arrays())
+        self.last_checkpoint = path
+
+    def _checkpoint_arrays(self) -> dict[str, np.ndarray]:
+        arrays: dict[str, np.ndarray] = {}
+        for name, value in self.model.params.items():
+            arrays[f"param/{name}"] = to_numpy(value)
+        for name, value in self.best_params.items():
+            arrays[f"best/{name}"] = to_numpy(value)
+        for i, bn_param in enumerate(getattr(self.model, "bn_params", None) or []):
+            for key in ("running_mean", "running_var"):
+                if bn_param.get(key) is not None:
+                    arrays[f"bn/{i}/{key}"] = to_numpy(bn_param[key])
+        scalars: dict[str, dict[str, Any]] = {}
+        for name, config in self.optim_configs.items():
+            scalars[name] = {}
+            for key, value in config.items():
+                if isinstance(value, (bool, int, float, str)):
+                    scalars[name][key] = value
+                else:
+                    arrays[f"optim/{name}/{key}"] = to_numpy(value)
+        random_states = {}
+        for which, generator in self._generators().items():
+            kind, keys, pos, has_gauss, cached = generator.get_state()
+            arrays[f"rng/{which}/keys"] = np.asarray(keys, dtype=np.uint32)
+            random_states[which] = {
+                "kind": kind,
+                "pos": int(pos),
+                "has_gauss": int(has_gauss),
+                "cached_gaussian": float(cached),
+            }
+        meta = {
+            "format": _FORMAT,
+            "epoch": self.epoch,
+            "iteration": self.iteration,
+            "update_rule": self.update_rule,
+            "batch_size": self.batch_size,
+            "best_val_acc": self.best_val_acc,
+            "loss_history": self.loss_history,
+            "train_acc_history": self.train_acc_history,
+            "val_acc_history": self.val_acc_history,
+            "optim_scalars": scalars,
+            "random_states": random_states,
+            "param_dtypes": {k: str(to_numpy(v).dtype) for k, v in self.model.params.items()},
+        }
+        arrays["meta"] = np.asarray(json.dumps(meta))
+        return arrays
+
+    def _generators(self) -> dict[str, Any]:
+        """The NumPy random states a run draws from: the Solver's, and the global one
+        (dropout masks on NumPy, and the Solver itself when it has no seed)."""
+        generators = {"global": np.random}
+        if self.rng is not np.random:
+            generators["solver"] = self.rng
+        return generators
+
+    def load_checkpoint(self, path: str | os.PathLike) -> None:
+        """Restore a checkpoint written by this class; :meth:`train` then continues.
+
+        The model's parameters, best parameters, batch-norm running averages, optimizer
+        state, histories, epoch, iteration and the random state are restored, each
+        parameter on the backend and device of the model's current one.
+
+        Raises
+        ------
+        FileNotFoundError
+            No file at ``path``.
+        ValueError
+            The file is not a checkpoint of this format, or does not fit the model.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no checkpoint at {path}")
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                arrays = {k: archive[k] for k in archive.files}
+            meta = json.loads(str(arrays.pop("meta")))
+        except (ValueError, KeyError, OSError) as err:
+            raise ValueError(f"{path} is not an xpnn solver checkpoint: {err}") from None
+        if meta.get("format") != _FORMAT:
+            raise ValueError(f"{path} is not an xpnn solver checkpoint ({_FORMAT})")
+        params = {k[len("param/") :]: v for k, v in arrays.items() if k.startswith("param/")}
+        if set(params) != set(self.model.params):
+            raise ValueError(
+                f"checkpoint {path} holds parameters {sorted(params)}, the model has "
+                f"{sorted(self.model.params)}"
+            )
+        for name, value in params.items():
+            if tuple(value.shape) != tuple(self.model.params[name].shape):
+                raise ValueError(
+                    f"checkpoint {path}: parameter {name} has shape {value.shape}, the "
+                    f"model's has {tuple(self.model.params[name].shape)}"
+                )
+        if meta["update_rule"] != self.update_rule:
+            raise ValueError(
+                f"checkpoint {path} was trained with update_rule {meta['update_rule']!r}, "
+                f"this Solver uses {self.update_rule!r}"
+            )
+
+        def like_model(value: np.ndarray, name: str) -> Any:
+            (moved,) = self._to_model(value.astype(to_numpy(self.model.params[name]).dtype))
+            return moved
+
+        self.model.params = {k: like_model(v, k) for k, v in params.items()}
+        self.best_params = {
+            k[len("best/") :]: like_model(v, k[len("best/") :])
+            for k, v in arrays.items()
+            if k.startswith("best/")
+        }
+        for i, bn_param in enumerate(getattr(self.model, "bn_params", None) or []):
+            for key in ("running_mean", "running_var"):
+                value = arrays.get(f"bn/{i}/{key}")
+                if value is not None:
+                    (bn_param[key],) = self._to_model(value)
+        self.optim_configs = {}
+        for name in self.model.params:
+            config = dict(meta["optim_scalars"].get(name, {}))
+            prefix = f"optim/{name}/"
+            for key, value in arrays.items():
+                if key.startswith(prefix):
+                    (config[key[len(prefix) :]],) = self._to_model(value)
+            self.optim_configs[name] = config
+        self.epoch = meta["epoch"]
+        self.iteration = meta["iteration"]
+        self.best_val_acc = meta["best_val_acc"]
+        self.loss_history = list(meta["loss_history"])
+        self.train_acc_history = list(meta["train_acc_history"])
+        self.val_acc_history = list(meta["val_acc_history"])
+        for which, generator in self._generators().items():
+            state = meta["random_states"].get(which)
+            if state is not None:
+                generator.set_state(
+                    (
+                        state["kind"],
+                        arrays[f"rng/{which}/keys"],
+                        state["pos"],
+                        state["has_gauss"],
+                        state["cached_gaussian"],
+                    )
+                )
+        self.last_checkpoint = path
+
+
+def save_npz_atomically(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> Path:
+    """Write ``arrays`` to ``path`` as ``.npz`` (no pickle) so that it is never half-written.
+
+    See :func:`xpnn._io.write_atomically`: temporary file, fsync, rename.
+    """
+    return write_atomically(path, lambda file: np.savez(file, **arrays))
+
+
+def _copy(array: Any) -> Any:
+    return array_namespace(array=array).asarray(array, copy=True)
+
+
+def _rows(array: Any) -> int:
+    return int(array.shape[0])
+
+
+def _take(array: Any, rows: np.ndarray) -> Any:
+    """``array[rows]`` for a NumPy index vector, on any backend (no host copy of the data)."""
+    if backend_name(array) == "numpy":
+        return array[rows]
+    xp = array_namespace(array=array)
+    index = xp.asarray(rows.astype(np.int64), device=device_of(array))
+    return xp.take(array, index, axis=0)

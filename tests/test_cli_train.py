@@ -1,0 +1,92 @@
+"""``xpnn train`` and ``xpnn download`` end to end, on tiny runs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from xpnn.cli import main
+
+
+def _metrics(path):
+    return json.loads(path.read_text())
+
+
+def test_train_writes_metrics_and_a_summary(bk, tmp_path, capsys):
+    out = tmp_path / "m.json"
+    status = main(
+        ["train", "--model", "fcn", "--backend", bk.name, "--epochs", "1", "--quiet",
+         "--metrics-out", str(out)]
+    )  # fmt: skip
+    printed = capsys.readouterr()
+    assert status == 0, printed.err
+    metrics = _metrics(out)
+    assert metrics["epochs"] == 1 and metrics["backend"] == bk.name
+    assert metrics["model"] == "FullyConnectedNet" and metrics["dataset"] == "digits"
+    assert len(metrics["val_acc_history"]) == 2 and metrics["val_acc"] > 0.5
+    assert set(metrics) >= {"loss_history", "train_acc_history", "best_val_acc", "test_acc",
+                            "seconds"}  # fmt: skip
+    assert printed.out.strip().splitlines()[-1].startswith("FullyConnectedNet on digits")
+
+
+def test_resume_continues_to_the_total_epochs(tmp_path, capsys):
+    common = ["train", "--model", "fcn", "--quiet", "--seed", "3"]
+    straight, resumed = tmp_path / "straight.json", tmp_path / "resumed.json"
+    assert main([*common, "--epochs", "2", "--metrics-out", str(straight)]) == 0
+    assert main([*common, "--epochs", "1", "--checkpoint-dir", str(tmp_path / "ck")]) == 0
+    checkpoint = tmp_path / "ck" / "fcn_digits_epoch_1.npz"
+    assert checkpoint.is_file()
+    assert main([*common, "--epochs", "2", "--resume", str(checkpoint),
+                 "--metrics-out", str(resumed)]) == 0  # fmt: skip
+    a, b = _metrics(straight), _metrics(resumed)
+    assert b["epochs"] == 2
+    for key in ("loss_history", "train_acc_history", "val_acc_history", "best_val_acc",
+                "test_acc"):  # fmt: skip
+        assert a[key] == b[key], key
+
+
+def test_plot_writes_a_png(tmp_path):
+    pytest.importorskip("matplotlib")
+    plot = tmp_path / "curves.png"
+    assert main(["train", "--model", "fcn", "--epochs", "1", "--quiet", "--plot", str(plot)]) == 0
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--epochs", "0"], "--epochs must be a positive integer"),
+        (["--lr", "-1"], "--lr must be positive"),
+        (["--dataset", "cifar10", "--data-dir", "{tmp}/nothing"], "data_batch_1"),
+        (["--resume", "{tmp}/missing.npz"], "no checkpoint at"),
+    ],
+)
+def test_user_mistakes_get_one_line_and_status_2(tmp_path, capsys, argv, message):
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    assert main(["train", "--quiet", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("xpnn train: ") and message in err
+    assert "Traceback" not in err
+
+
+def test_plot_without_matplotlib_says_how_to_install(tmp_path, capsys, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name.split(".")[0] == "matplotlib":
+            raise ImportError("No module named 'matplotlib'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    assert main(["train", "--quiet", "--plot", str(tmp_path / "p.png")]) == 2
+    assert "--plot needs matplotlib" in capsys.readouterr().err
+
+
+def test_download_reports_a_failure_in_one_line(tmp_path, capsys):
+    url = "http://127.0.0.1:9/cifar-10-python.tar.gz"  # the discard port: refused at once
+    assert main(["download", "cifar10", "--dir", str(tmp_path), "--url", url, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("xpnn download: ") and "Traceback" not in err

@@ -1,0 +1,76 @@
+"""``xpnn.cs231n`` mirrors the assignment's package: each star import gives its names."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+LAYERS = {
+    "affine_forward", "affine_backward", "relu_forward", "relu_backward",
+    "batchnorm_forward", "batchnorm_backward", "batchnorm_backward_alt",
+    "layernorm_forward", "layernorm_backward", "dropout_forward", "dropout_backward",
+    "conv_forward_naive", "conv_backward_naive", "max_pool_forward_naive",
+    "max_pool_backward_naive", "spatial_batchnorm_forward", "spatial_batchnorm_backward",
+    "spatial_groupnorm_forward", "spatial_groupnorm_backward", "svm_loss", "softmax_loss",
+    "np",
+}  # fmt: skip
+FAST = {
+    "conv_forward_fast",
+    "conv_backward_fast",
+    "max_pool_forward_fast",
+    "max_pool_backward_fast",
+}
+SANDWICHES = {
+    "affine_relu_forward", "affine_relu_backward", "conv_relu_forward", "conv_relu_backward",
+    "conv_bn_relu_forward", "conv_bn_relu_backward", "conv_relu_pool_forward",
+    "conv_relu_pool_backward",
+}  # fmt: skip
+
+# What `from cs231n.<module> import *` gives in the 2019 assignment (the names notebooks use).
+ASSIGNMENT = {
+    "layers": LAYERS,
+    "fast_layers": FAST,
+    "layer_utils": LAYERS | FAST | SANDWICHES,
+    "gradient_check": {
+        "eval_numerical_gradient",
+        "eval_numerical_gradient_array",
+        "grad_check_sparse",
+    },
+    "optim": {"sgd", "sgd_momentum", "rmsprop", "adam"},
+    "solver": {"Solver", "optim"},
+    "data_utils": {"load_CIFAR_batch", "load_CIFAR10", "get_CIFAR10_data"},
+    "classifiers.fc_net": {"TwoLayerNet", "FullyConnectedNet"} | LAYERS | SANDWICHES,
+    "classifiers.cnn": {"ThreeLayerConvNet"} | LAYERS | FAST | SANDWICHES,
+}
+
+
+@pytest.mark.parametrize("module", sorted(ASSIGNMENT))
+def test_star_import_gives_the_assignment_names(module):
+    namespace: dict = {}
+    exec(f"from xpnn.cs231n.{module} import *", namespace)
+    missing = ASSIGNMENT[module] - set(namespace)
+    assert not missing, f"xpnn.cs231n.{module} lacks {sorted(missing)}"
+    exported = importlib.import_module(f"xpnn.cs231n.{module}").__all__
+    assert len(exported) == len(set(exported))
+
+
+def test_the_notebook_setup_cells_import():
+    namespace: dict = {}
+    exec(
+        "from xpnn.cs231n.classifiers.fc_net import *\n"
+        "from xpnn.cs231n.classifiers.cnn import *\n"
+        "from xpnn.cs231n.data_utils import get_CIFAR10_data\n"
+        "from xpnn.cs231n.gradient_check import eval_numerical_gradient, "
+        "eval_numerical_gradient_array\n"
+        "from xpnn.cs231n.solver import Solver\n"
+        "from xpnn.cs231n.layers import *\n"
+        "from xpnn.cs231n.fast_layers import *\n"
+        "from xpnn.cs231n.layer_utils import conv_relu_pool_forward, conv_relu_pool_backward\n",
+        namespace,
+    )
+    import xpnn
+
+    assert namespace["affine_forward"] is xpnn.affine_forward
+    assert namespace["Solver"] is xpnn.Solver
+    assert namespace["FullyConnectedNet"] is xpnn.FullyConnectedNet

@@ -1,0 +1,211 @@
+"""The Solver: the assignment's loop, exact resume from atomic checkpoints, NaN handling."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+import xpnn
+from xpnn import affine_backward, affine_forward, softmax_loss
+from xpnn.solver import Solver, TrainingDiverged, save_npz_atomically
+
+
+class SoftmaxRegression:
+    """A one-layer model on the selected backend (independent of xpnn.classifiers)."""
+
+    def __init__(self, bk, dim, classes, seed=0, reg=0.0):
+        rng = np.random.default_rng(seed)
+        self.params = {
+            "W": bk.asarray(0.01 * rng.standard_normal((dim, classes))),
+            "b": bk.asarray(np.zeros(classes)),
+        }
+        self.reg = reg
+        self.calls = 0
+
+    def loss(self, X, y=None):
+        scores, cache = affine_forward(X, self.params["W"], self.params["b"])
+        if y is None:
+            return scores
+        self.calls += 1
+        loss, dscores = softmax_loss(scores, y)
+        _, dW, db = affine_backward(dscores, cache)
+        return loss, {"W": dW, "b": db}
+
+
+def _blobs(n=120, dim=6, classes=3, seed=0):
+    """Well-separated Gaussian blobs: a linear model fits them perfectly."""
+    rng = np.random.default_rng(seed)
+    centers = 4 * rng.standard_normal((classes, dim))
+    y = rng.integers(0, classes, n)
+    X = centers[y] + 0.3 * rng.standard_normal((n, dim))
+    return {"X_train": X[:80], "y_train": y[:80], "X_val": X[80:], "y_val": y[80:]}
+
+
+def _solver(bk, model, data, **kwargs):
+    defaults = dict(
+        update_rule="adam",
+        optim_config={"learning_rate": 5e-2},
+        batch_size=16,
+        num_epochs=3,
+        verbose=False,
+        seed=7,
+    )
+    defaults.update(kwargs)
+    return Solver(model, data, **defaults)
+
+
+def test_trains_to_full_accuracy_and_keeps_histories(bk):
+    data = _blobs()
+    model = SoftmaxRegression(bk, 6, 3)
+    solver = _solver(bk, model, data, num_epochs=4, lr_decay=0.9)
+    solver.train()
+    per_epoch = 80 // 16
+    assert len(solver.loss_history) == 4 * per_epoch
+    # Accuracy at the first iteration and each epoch's end (the last iteration is one).
+    assert len(solver.train_acc_history) == len(solver.val_acc_history) == 4 + 1
+    assert solver.best_val_acc == max(solver.val_acc_history) == 1.0
+    assert solver.loss_history[-1] < solver.loss_history[0] / 10
+    assert solver.optim_configs["W"]["learning_rate"] == pytest.approx(5e-2 * 0.9**4)
+    assert xpnn._backend.backend_name(model.params["W"]) == bk.name
+
+
+def test_data_on_numpy_model_on_the_backend(bk):
+    """Each minibatch is moved to the model's backend; the data sets stay where they are."""
+    data = _blobs()
+    model = SoftmaxRegression(bk, 6, 3)
+    _solver(bk, model, data, num_epochs=1).train()
+    assert isinstance(data["X_train"], np.ndarray)
+    assert xpnn._backend.backend_name(model.params["W"]) == bk.name
+
+
+def test_unknown_arguments_and_update_rule():
+    data = _blobs()
+
+    model = SimpleNamespace(params={"W": np.zeros((6, 3))})
+    with pytest.raises(ValueError, match="Unrecognized arguments learning_rate"):
+        Solver(model, data, learning_rate=1e-3)
+    with pytest.raises(ValueError, match='Invalid update_rule "nesterov"'):
+        Solver(model, data, update_rule="nesterov")
+    with pytest.raises(ValueError, match=r"data must hold .*missing \['y_val'\]"):
+        Solver(model, {k: v for k, v in data.items() if k != "y_val"})
+
+
+def test_resume_gives_exactly_the_uninterrupted_history(bk, tmp_path):
+    data = _blobs()
+    straight = _solver(bk, SoftmaxRegression(bk, 6, 3), data, num_epochs=3)
+    straight.train()
+
+    first = _solver(
+        bk, SoftmaxRegression(bk, 6, 3), data, num_epochs=2, checkpoint_name=str(tmp_path / "run")
+    )
+    first.train()
+    checkpoint = tmp_path / "run_epoch_2.npz"
+    assert checkpoint.is_file() and first.last_checkpoint == checkpoint
+    resumed = _solver(bk, SoftmaxRegression(bk, 6, 3, seed=99), data, num_epochs=3)
+    resumed.load_checkpoint(checkpoint)
+    resumed.train()
+
+    assert resumed.loss_history == straight.loss_history
+    assert resumed.train_acc_history == straight.train_acc_history
+    assert resumed.val_acc_history == straight.val_acc_history
+    assert resumed.best_val_acc == straight.best_val_acc
+    for name in straight.model.params:
+        np.testing.assert_array_equal(
+            xpnn.to_numpy(resumed.model.params[name]), xpnn.to_numpy(straight.model.params[name])
+        )
+    assert resumed.model.params["W"].dtype == straight.model.params["W"].dtype
+
+
+def test_checkpoint_is_npz_without_pickle(bk, tmp_path):
+    solver = _solver(
+        bk,
+        SoftmaxRegression(bk, 6, 3),
+        _blobs(),
+        num_epochs=1,
+        checkpoint_name=str(tmp_path / "c"),
+    )
+    solver.train()
+    with np.load(tmp_path / "c_epoch_1.npz", allow_pickle=False) as archive:
+        names = set(archive.files)
+        assert {"param/W", "param/b", "best/W", "meta", "optim/W/m", "optim/W/v"} <= names
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c_epoch_0.npz", "c_epoch_1.npz"]
+
+
+def test_a_failed_write_leaves_the_previous_file(tmp_path, monkeypatch):
+    path = tmp_path / "ckpt.npz"
+    save_npz_atomically(path, {"a": np.arange(3)})
+    before = path.read_bytes()
+
+    def broken(file, **arrays):
+        file.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", broken)
+    with pytest.raises(OSError, match="disk full"):
+        save_npz_atomically(path, {"a": np.arange(5)})
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt.npz"]  # no temporary left
+
+
+def test_nan_loss_stops_and_keeps_the_last_checkpoint(bk, tmp_path):
+    data = _blobs()
+    model = SoftmaxRegression(bk, 6, 3)
+    original_loss = model.loss
+
+    def loss(X, y=None):
+        if y is not None and model.calls == 7:  # the 8th training step
+            model.calls += 1
+            return original_loss(X * np.nan, y)
+        return original_loss(X, y)
+
+    model.loss = loss
+    solver = _solver(bk, model, data, num_epochs=3, checkpoint_name=str(tmp_path / "run"))
+    with pytest.raises(TrainingDiverged, match=r"loss is nan at iteration 8 of 15 \(epoch 2\)"):
+        solver.train()
+    last = tmp_path / "run_epoch_1.npz"
+    assert solver.last_checkpoint == last
+    assert not (tmp_path / "run_epoch_2.npz").exists()
+    resumed = _solver(bk, SoftmaxRegression(bk, 6, 3), data, num_epochs=3)
+    resumed.load_checkpoint(last)  # intact and loadable
+    assert resumed.iteration == 5 and resumed.epoch == 1
+
+
+def test_load_checkpoint_errors(bk, tmp_path):
+    solver = _solver(bk, SoftmaxRegression(bk, 6, 3), _blobs())
+    with pytest.raises(FileNotFoundError, match="no checkpoint at"):
+        solver.load_checkpoint(tmp_path / "missing.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="is not an xpnn solver checkpoint"):
+        solver.load_checkpoint(tmp_path / "junk.npz")
+    other = _solver(
+        bk,
+        SoftmaxRegression(bk, 5, 3),
+        _blobs(dim=5),
+        num_epochs=1,
+        checkpoint_name=str(tmp_path / "other"),
+    )
+    other.train()
+    with pytest.raises(ValueError, match="parameter W has shape"):
+        solver.load_checkpoint(tmp_path / "other_epoch_1.npz")
+
+
+def test_verbose_without_a_terminal_prints_the_assignment_lines(bk, capsys):
+    solver = _solver(
+        bk, SoftmaxRegression(bk, 6, 3), _blobs(), num_epochs=1, verbose=True, print_every=2
+    )
+    solver.train()
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("(Iteration 1 / 5) loss: ")
+    assert any(line.startswith("(Epoch 0 / 1) train acc: ") for line in out)
+    assert out[-1].startswith("(Epoch 1 / 1) train acc: ")
+
+
+def test_progress_bar_when_asked(bk, capsys):
+    _solver(
+        bk, SoftmaxRegression(bk, 6, 3), _blobs(), num_epochs=1, verbose=True, progress=True
+    ).train()
+    captured = capsys.readouterr()
+    assert "5/5" in captured.err  # tqdm's counter
+    assert "(Epoch 1 / 1) train acc:" in captured.out + captured.err
