@@ -1,8 +1,8 @@
 """The import graph of ``src/xpnn``: no cycle, and imports flow one way.
 
-backend (``_config``, ``_install`` -> ``_backend`` -> ``random``) -> numerics
-(``gradient_check``) -> ``layers`` -> ``layer_utils`` -> ``gradcheck`` -> the package
-API (``xpnn/__init__``) -> ``cli``. Imports inside functions count too: a cycle held
+backend (``_config``, ``_install``, ``_download`` -> ``_backend`` -> ``random``, ``data``)
+-> numerics (``gradient_check``) -> ``layers`` -> ``layer_utils`` -> ``gradcheck`` -> the
+package API (``xpnn/__init__``) -> ``cli``. Imports inside functions count too: a cycle held
 together by a deferred import is still a cycle.
 """
 
@@ -22,8 +22,10 @@ SRC = Path(xpnn.__file__).resolve().parent
 RANKS = [
     ("xpnn._config", 0),
     ("xpnn._install", 0),
+    ("xpnn._download", 0),
     ("xpnn._backend", 1),
     ("xpnn.random", 2),
+    ("xpnn.data", 2),
     ("xpnn.gradient_check", 3),
     ("xpnn.layers", 4),
     ("xpnn.layer_utils", 5),
