@@ -1,9 +1,9 @@
 """The import graph of ``src/xpnn``: no cycle, and imports flow one way.
 
-backend (``_config``, ``_install``, ``_io`` -> ``_backend`` -> ``random``) -> numerics
-(``gradient_check``) and ``data`` -> ``layers`` and ``optim`` -> ``layer_utils`` ->
-``classifiers`` and ``solver`` -> ``gradcheck`` -> ``cs231n`` (re-exports) -> the package
-API (``xpnn/__init__``) -> ``cli``. Imports inside functions count too: a cycle held
+backend (``_config``, ``_install``, ``_io``, ``_download`` -> ``_backend`` -> ``random``,
+``data``) -> numerics (``gradient_check``) -> ``layers`` and ``optim`` -> ``layer_utils``
+-> ``classifiers`` and ``solver`` -> ``gradcheck`` -> ``cs231n`` (re-exports) -> the
+package API (``xpnn/__init__``) -> ``cli``. Imports inside functions count too: a cycle held
 together by a deferred import is still a cycle.
 """
 
@@ -24,10 +24,11 @@ RANKS = [
     ("xpnn._config", 0),
     ("xpnn._install", 0),
     ("xpnn._io", 0),
+    ("xpnn._download", 0),
     ("xpnn._backend", 1),
     ("xpnn.random", 2),
+    ("xpnn.data", 2),
     ("xpnn.gradient_check", 3),
-    ("xpnn.data", 3),
     ("xpnn.layers", 4),
     ("xpnn.optim", 4),
     ("xpnn.layer_utils", 5),

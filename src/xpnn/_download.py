@@ -1,0 +1,195 @@
+"""Fetching an archive and unpacking it safely: the machinery behind :mod:`xpnn.data`.
+
+Two rules hold whatever the archive contains:
+
+* A download is streamed into a temporary file next to its destination and checked
+  against its MD5 before anything is unpacked; a failed or corrupt download leaves
+  nothing behind.
+* An archive may hold only regular files and directories with relative names that stay
+  inside the destination. Absolute names, ``..`` components, symbolic and hard links,
+  devices and FIFOs are refused before a single byte is written (and, where Python has it,
+  ``tarfile``'s ``'data'`` filter is applied as well).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import shutil
+import tarfile
+import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path, PurePosixPath, PureWindowsPath
+
+__all__ = ["download", "md5_of", "safe_extract", "temporary_directory"]
+
+_CHUNK = 1 << 20
+#: Seconds to wait for the server to answer (per blocking operation, not for the whole file).
+TIMEOUT = 60.0
+
+
+def md5_of(path: str | os.PathLike) -> str:
+    """Hex MD5 of a file, read in chunks."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def as_url(url: str) -> str:
+    """``url`` itself, or a ``file://`` URL when it is the path of an existing local file."""
+    if not urllib.parse.urlparse(url).scheme or PureWindowsPath(url).drive:
+        path = Path(url).expanduser()
+        if path.is_file():
+            return path.resolve().as_uri()
+    return url
+
+
+def download(
+    url: str, directory: Path, *, md5: str | None, progress: bool, help_text: str
+) -> Path:
+    """Download ``url`` into a new temporary file in ``directory`` and check its MD5.
+
+    Parameters
+    ----------
+    url : str
+        What to fetch (any scheme urllib opens; a local path is accepted too).
+    directory : pathlib.Path
+        Existing directory that receives the temporary file.
+    md5 : str or None
+        Expected hex digest; ``None`` skips the check.
+    progress : bool
+        Show a tqdm progress bar on stderr.
+    help_text : str
+        What to tell the user when the download fails (alternatives to this URL).
+
+    Returns
+    -------
+    pathlib.Path
+        The temporary file. The caller removes it.
+
+    Raises
+    ------
+    ConnectionError
+        The URL could not be fetched; the message names it and adds ``help_text``.
+    ValueError
+        The MD5 differs; the message gives the expected and the actual digest. The
+        temporary file has been removed.
+    """
+    fd, name = tempfile.mkstemp(dir=directory, prefix=".xpnn-download-", suffix=".part")
+    path = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            actual = _fetch(as_url(url), out, progress=progress, help_text=help_text)
+        if md5 is not None and actual != md5.lower():
+            raise ValueError(
+                f"checksum mismatch for {url}: expected MD5 {md5.lower()}, got {actual}. "
+                "The download is corrupt or is not the expected archive; nothing was "
+                "extracted and the partial file was removed."
+            )
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _fetch(url: str, out, *, progress: bool, help_text: str) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    try:
+        with urllib.request.urlopen(url, timeout=TIMEOUT) as response:
+            total = response.headers.get("Content-Length")
+            with _progress_bar(progress, int(total) if total else None, url) as bar:
+                for chunk in iter(lambda: response.read(_CHUNK), b""):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    bar(len(chunk))
+    except (
+        urllib.error.URLError,
+        http.client.HTTPException,
+        TimeoutError,
+        ConnectionError,
+        ValueError,
+    ) as err:
+        reason = getattr(err, "reason", None) or err
+        raise ConnectionError(f"could not download {url}: {reason}. {help_text}") from err
+    return digest.hexdigest()
+
+
+@contextmanager
+def _progress_bar(enabled: bool, total: int | None, url: str) -> Iterator:
+    if not enabled:
+        yield lambda n: None
+        return
+    from tqdm import tqdm
+
+    name = PurePosixPath(urllib.parse.urlparse(url).path).name or url
+    with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=name) as bar:
+        yield bar.update
+
+
+@contextmanager
+def temporary_directory(parent: Path, prefix: str) -> Iterator[Path]:
+    """A new directory inside ``parent`` (same file system, so a rename out of it is
+    atomic), removed with whatever is left in it on exit."""
+    path = Path(tempfile.mkdtemp(dir=parent, prefix=prefix))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def safe_extract(archive: Path, destination: Path) -> None:
+    """Unpack a tar archive (any compression) into ``destination``, refusing unsafe members.
+
+    Every member is checked before anything is written: it must be a regular file or a
+    directory, and its name must be relative, free of ``..`` components and inside
+    ``destination`` once resolved. Where ``tarfile`` has extraction filters (Python 3.12,
+    3.11.4 and later), the ``'data'`` filter is applied on top.
+
+    Raises
+    ------
+    ValueError
+        The archive is not a readable tar file, or a member is unsafe (the message names it
+        and says why). Nothing has been extracted then.
+    """
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            members = tar.getmembers()
+            root = destination.resolve()
+            for member in members:
+                _check_member(member, root)
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(root, members=members, filter="data")
+            else:  # pragma: no cover - Python 3.11.0-3.11.3
+                tar.extractall(root, members=members)
+    except tarfile.TarError as err:
+        raise ValueError(f"{archive} is not a readable tar archive: {err}") from err
+
+
+def _check_member(member: tarfile.TarInfo, root: Path) -> None:
+    name = member.name
+    if member.issym() or member.islnk():
+        kind = "a symbolic link" if member.issym() else "a hard link"
+        _refuse(name, f"it is {kind} (to {member.linkname!r}); links are not extracted")
+    if not (member.isfile() or member.isdir()):
+        _refuse(name, "it is not a regular file or a directory (device, FIFO or other)")
+    if "\x00" in name:
+        _refuse(name, "its name contains a NUL character")
+    posix, windows = PurePosixPath(name), PureWindowsPath(name)
+    if posix.is_absolute() or windows.is_absolute() or windows.drive or windows.root:
+        _refuse(name, "its path is absolute")
+    if ".." in posix.parts or ".." in windows.parts:
+        _refuse(name, "its path contains '..'")
+    target = (root / name).resolve()
+    if target != root and root not in target.parents:
+        _refuse(name, f"it would be written outside {root}")
+
+
+def _refuse(name: str, why: str) -> None:
+    raise ValueError(f"refusing to extract archive member {name!r}: {why}")
