@@ -30,7 +30,7 @@ TORCH = "torch==2.13.0"
 
 # backend -> (extras of xpnn to install, further packages: oracles, and the torch pin)
 MATRIX: dict[str, tuple[list[str], list[str]]] = {
-    "numpy": (["test"], [TORCH]),
+    "numpy": (["test", "plot"], [TORCH]),
     "array_api_strict": (["strict", "test"], [TORCH]),
     "torch": (["torch", "test"], [TORCH]),
     "jax": (["jax", "test"], []),

@@ -30,7 +30,7 @@ RANKS = [
     ("xpnn.data", 2),
     ("xpnn.gradient_check", 3),
     ("xpnn.layers", 4),
-    ("xpnn.optim", 4),
+    ("xpnn.optim", 5),
     ("xpnn.layer_utils", 5),
     ("xpnn.classifiers", 6),
     ("xpnn.solver", 6),

@@ -11,6 +11,8 @@ __version__ = "0.2.0"
 
 from ._backend import BACKENDS, get_backend, get_namespace, to_backend, to_numpy, use_backend
 from ._config import label_range_check
+from .classifiers import FullyConnectedNet, ThreeLayerConvNet, TwoLayerNet
+from .data import get_CIFAR10_data, load_CIFAR10, load_digits
 from .gradient_check import (
     eval_numerical_gradient,
     eval_numerical_gradient_array,
@@ -21,17 +23,31 @@ from .layer_utils import *  # noqa: F403
 from .layer_utils import __all__ as _sandwich_names
 from .layers import *  # noqa: F403
 from .layers import __all__ as _layer_names
+from .optim import adam, rmsprop, sgd, sgd_momentum
+from .solver import Solver, TrainingDiverged
 
 __all__ = [
     "BACKENDS",
+    "FullyConnectedNet",
+    "Solver",
+    "ThreeLayerConvNet",
+    "TrainingDiverged",
+    "TwoLayerNet",
     "__version__",
+    "adam",
     "eval_numerical_gradient",
     "eval_numerical_gradient_array",
+    "get_CIFAR10_data",
     "get_backend",
     "get_namespace",
     "grad_check_sparse",
     "label_range_check",
+    "load_CIFAR10",
+    "load_digits",
     "rel_error",
+    "rmsprop",
+    "sgd",
+    "sgd_momentum",
     "to_backend",
     "to_numpy",
     "use_backend",
