@@ -209,3 +209,26 @@ def test_progress_bar_when_asked(bk, capsys):
     captured = capsys.readouterr()
     assert "5/5" in captured.err  # tqdm's counter
     assert "(Epoch 1 / 1) train acc:" in captured.out + captured.err
+
+
+def test_three_layer_convnet_overfits_fifty_images(bk):
+    """The assignment's sanity check: a small conv net memorises a small training set."""
+    digits = xpnn.load_digits(seed=1)
+    small = {
+        "X_train": digits["X_train"][:50].astype(np.float32),
+        "y_train": digits["y_train"][:50],
+        "X_val": digits["X_val"][:50].astype(np.float32),
+        "y_val": digits["y_val"][:50],
+    }
+    np.random.seed(0)  # noqa: NPY002
+    model = xpnn.ThreeLayerConvNet(
+        input_dim=(1, 8, 8), num_filters=8, filter_size=3, hidden_dim=32,
+        weight_scale=1e-1, backend=bk.name,
+    )  # fmt: skip
+    solver = Solver(
+        model, small, update_rule="adam", optim_config={"learning_rate": 1e-2},
+        batch_size=25, num_epochs=40, verbose=False, seed=0,
+    )  # fmt: skip
+    solver.train()
+    assert solver.train_acc_history[-1] == 1.0
+    assert solver.loss_history[-1] < 0.05
