@@ -62,6 +62,17 @@ class Backend:
         """``jax.jit(fn)`` on JAX (one compile per shape instead of one per op), else fn."""
         return fn if self.compile is None else self.compile(fn)
 
+    def other_backend(self) -> str:
+        """An installed backend other than this one, for tests that mix two (NumPy always is)."""
+        for name in ("numpy", "torch", "array_api_strict"):
+            if name != self.name:
+                try:
+                    xpnn.get_namespace(name)
+                except (ImportError, RuntimeError):
+                    continue
+                return name
+        pytest.skip("no second backend is installed here")
+
     @property
     def compile(self) -> Any:
         """``jax.jit`` on JAX, else None."""

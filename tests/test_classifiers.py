@@ -334,14 +334,10 @@ def test_batchnorm_uses_running_averages_in_test_mode(bk):
 # --------------------------------------------------------------------------- (e) bad input
 
 
-def _other_backend(bk):
-    return "array_api_strict" if bk.name == "numpy" else "numpy"
-
-
 @pytest.mark.parametrize("kind", ["two_layer", "fc", "conv"])
 def test_data_on_another_backend(bk, kind):
     model, shape = _model(kind, bk)
-    other = _other_backend(bk)
+    other = bk.other_backend()
     X = xpnn.to_backend(np.zeros(shape), other)
     message = (
         f"X is a {other} array but the model's parameters are {bk.name} arrays; "

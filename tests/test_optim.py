@@ -38,9 +38,7 @@ def _assert_published(actual, expected, printed_error):
 
 def _other_backend(bk, host):
     """``host`` on a backend other than the one under test."""
-    if bk.name == "numpy":
-        return xpnn.to_backend(host, "array_api_strict")
-    return host
+    return xpnn.to_backend(host, bk.other_backend())
 
 
 def test_sgd_momentum_matches_the_notebook(bk):
