@@ -90,3 +90,66 @@ def test_download_reports_a_failure_in_one_line(tmp_path, capsys):
     assert main(["download", "cifar10", "--dir", str(tmp_path), "--url", url, "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("xpnn download: ") and "Traceback" not in err
+
+
+def test_the_default_run_reaches_97_percent(tmp_path):
+    """The README's main command: ThreeLayerConvNet on the offline digits (no timing asserted)."""
+    out = tmp_path / "m.json"
+    assert main(["train", "--quiet", "--metrics-out", str(out)]) == 0
+    metrics = _metrics(out)
+    assert metrics["model"] == "ThreeLayerConvNet" and metrics["epochs"] == 15
+    assert metrics["best_val_acc"] >= 0.97 and metrics["val_acc"] >= 0.97
+
+
+def test_resume_takes_its_settings_from_the_checkpoint(tmp_path, capsys):
+    ck = tmp_path / "ck"
+    assert main(["train", "--model", "fcn", "--quiet", "--epochs", "1", "--seed", "5",
+                 "--checkpoint-dir", str(ck)]) == 0  # fmt: skip
+    checkpoint = ck / "fcn_digits_epoch_1.npz"
+    capsys.readouterr()
+    assert main(["train", "--quiet", "--epochs", "2", "--resume", str(checkpoint),
+                 "--batch-size", "20"]) == 2  # fmt: skip
+    assert "--batch-size 20 differs from the checkpoint's 50" in capsys.readouterr().err
+    assert main(["train", "--quiet", "--epochs", "1", "--resume", str(checkpoint)]) == 2
+    assert "already at epoch 1" in capsys.readouterr().err
+    # No flags but --resume and --epochs: model fcn, seed 5 and the rest come from it.
+    assert main(["train", "--quiet", "--epochs", "2", "--resume", str(checkpoint)]) == 0
+    assert capsys.readouterr().out.strip().startswith("FullyConnectedNet on digits")
+
+
+def test_a_new_run_does_not_overwrite_another_runs_checkpoints(tmp_path, capsys):
+    ck = tmp_path / "ck"
+    argv = ["train", "--model", "fcn", "--quiet", "--epochs", "1", "--checkpoint-dir", str(ck)]
+    assert main(argv) == 0
+    before = {p.name: p.read_bytes() for p in ck.iterdir()}
+    assert main([*argv, "--seed", "1"]) == 2
+    assert "already holds checkpoints of another run" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in ck.iterdir()} == before
+
+
+def test_outputs_are_checked_before_training(tmp_path, capsys, monkeypatch):
+    import xpnn.solver
+
+    def never(self):
+        raise AssertionError("trained although an output cannot be written")
+
+    monkeypatch.setattr(xpnn.solver.Solver, "train", never)
+    (tmp_path / "afile").write_text("x")
+    for argv, message in (
+        (["--metrics-out", str(tmp_path)], "is a directory"),
+        (["--checkpoint-dir", str(tmp_path / "afile")], "is a file, not a directory"),
+        (["--plot", str(tmp_path / "afile" / "p.png")], "--plot: cannot create"),
+    ):
+        assert main(["train", "--quiet", *argv]) == 2
+        assert message in capsys.readouterr().err
+
+
+def test_ctrl_c_is_one_line_and_status_130(capsys, monkeypatch):
+    import xpnn.solver
+
+    def interrupted(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(xpnn.solver.Solver, "train", interrupted)
+    assert main(["train", "--quiet"]) == 130
+    assert capsys.readouterr().err.strip() == "xpnn train: interrupted"

@@ -130,6 +130,8 @@ def test_checkpoint_is_npz_without_pickle(bk, tmp_path):
     with np.load(tmp_path / "c_epoch_1.npz", allow_pickle=False) as archive:
         names = set(archive.files)
         assert {"param/W", "param/b", "best/W", "meta", "optim/W/m", "optim/W/v"} <= names
+        for name in names:  # every member loads without pickle (no object arrays)
+            assert archive[name].dtype != object
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c_epoch_0.npz", "c_epoch_1.npz"]
 
 
@@ -177,7 +179,7 @@ def test_load_checkpoint_errors(bk, tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint at"):
         solver.load_checkpoint(tmp_path / "missing.npz")
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
-    with pytest.raises(ValueError, match="is not an xpnn solver checkpoint"):
+    with pytest.raises(ValueError, match="is not a complete xpnn solver checkpoint"):
         solver.load_checkpoint(tmp_path / "junk.npz")
     other = _solver(
         bk,
@@ -232,3 +234,75 @@ def test_three_layer_convnet_overfits_fifty_images(bk):
     solver.train()
     assert solver.train_acc_history[-1] == 1.0
     assert solver.loss_history[-1] < 0.05
+
+
+def test_resume_refuses_another_batch_size_and_a_finished_run(bk, tmp_path):
+    data = _blobs()
+    first = _solver(bk, SoftmaxRegression(bk, 6, 3), data, num_epochs=2,
+                    checkpoint_name=str(tmp_path / "run"))  # fmt: skip
+    first.train()
+    other = _solver(bk, SoftmaxRegression(bk, 6, 3), data, num_epochs=3, batch_size=8)
+    with pytest.raises(ValueError, match="trained with batch_size 16, this Solver has 8"):
+        other.load_checkpoint(tmp_path / "run_epoch_2.npz")
+    done = _solver(bk, SoftmaxRegression(bk, 6, 3), data, num_epochs=2)
+    done.load_checkpoint(tmp_path / "run_epoch_2.npz")
+    with pytest.raises(ValueError, match="nothing to train: the run is at epoch 2"):
+        done.train()
+
+
+def test_an_update_that_is_not_finite_is_not_applied(bk, tmp_path):
+    """A finite loss whose update overflows: nothing is committed, the checkpoint is clean."""
+    data = _blobs()
+    model = SoftmaxRegression(bk, 6, 3)
+    solver = _solver(bk, model, data, update_rule="sgd", optim_config={"learning_rate": np.inf},
+                     num_epochs=2, checkpoint_name=str(tmp_path / "run"))  # fmt: skip
+    before = {k: xpnn.to_numpy(v).copy() for k, v in model.params.items()}
+    with pytest.raises(TrainingDiverged, match=r"the update made .* non-finite at iteration 1"):
+        solver.train()
+    for name, value in before.items():
+        np.testing.assert_array_equal(xpnn.to_numpy(model.params[name]), value)
+    assert solver.loss_history == [] and not list(tmp_path.iterdir())
+
+
+def test_best_parameters_come_with_their_batchnorm_statistics(bk):
+    data = {k: v.reshape(v.shape[0], -1) if k.startswith("X") else v for k, v in _blobs().items()}
+    np.random.seed(0)  # noqa: NPY002
+    model = xpnn.FullyConnectedNet([8], input_dim=6, num_classes=3, normalization="batchnorm",
+                                   dtype=np.float64, backend=bk.name)  # fmt: skip
+    solver = _solver(bk, model, data, num_epochs=3)
+    solver.train()
+    # After training, the model predicts with the best weights *and* their running averages.
+    assert solver.check_accuracy(data["X_val"], data["y_val"]) == solver.best_val_acc
+    for (i, key), value in solver.best_bn_stats.items():
+        np.testing.assert_array_equal(xpnn.to_numpy(model.bn_params[i][key]), xpnn.to_numpy(value))
+
+
+def test_numpy_integers_are_integers(bk):
+    solver = _solver(bk, SoftmaxRegression(bk, 6, 3), _blobs(),
+                     batch_size=np.int64(16), num_epochs=np.int32(1))  # fmt: skip
+    solver.train()
+    assert solver.epoch == 1
+    with pytest.raises(ValueError, match=r"batch_size must be a positive integer; got 1\.5"):
+        _solver(bk, SoftmaxRegression(bk, 6, 3), _blobs(), batch_size=1.5)
+
+
+def test_a_truncated_checkpoint_is_a_clear_error(bk, tmp_path):
+    solver = _solver(bk, SoftmaxRegression(bk, 6, 3), _blobs(), num_epochs=1,
+                     checkpoint_name=str(tmp_path / "c"))  # fmt: skip
+    solver.train()
+    whole = (tmp_path / "c_epoch_1.npz").read_bytes()
+    (tmp_path / "cut.npz").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(ValueError, match="is not a complete xpnn solver checkpoint"):
+        solver.load_checkpoint(tmp_path / "cut.npz")
+
+
+def test_atomic_files_get_the_usual_permissions(tmp_path):
+    import os
+
+    path = save_npz_atomically(tmp_path / "new.npz", {"a": np.arange(2)})
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+    path.chmod(0o640)
+    save_npz_atomically(path, {"a": np.arange(3)})  # an overwrite keeps the old mode
+    assert path.stat().st_mode & 0o777 == 0o640

@@ -34,6 +34,7 @@ def write_atomically(
             write(file)
             file.flush()
             os.fsync(file.fileno())
+        os.chmod(temporary, _mode_for(path))  # mkstemp makes 0600; keep what users expect
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -45,3 +46,12 @@ def write_atomically(
         finally:
             os.close(directory)
     return path
+
+
+def _mode_for(path: Path) -> int:
+    try:
+        return path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        umask = os.umask(0o022)  # read the umask (there is no getter) and put it back
+        os.umask(umask)
+        return 0o666 & ~umask

@@ -23,8 +23,10 @@ usual data pipeline: data sets stay in host memory, the model on the accelerator
 from __future__ import annotations
 
 import json
+import operator
 import os
 import sys
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -35,9 +37,10 @@ from . import optim
 from ._backend import array_namespace, backend_name, device_of, to_backend, to_numpy
 from ._io import write_atomically
 
-__all__ = ["Solver", "TrainingDiverged"]
+__all__ = ["UPDATE_RULES", "Solver", "TrainingDiverged"]
 
-_UPDATE_RULES = ("sgd", "sgd_momentum", "rmsprop", "adam")
+#: The update rules of :mod:`xpnn.optim`, by name.
+UPDATE_RULES: tuple[str, ...] = tuple(optim.__all__)
 _FORMAT = "xpnn-solver-checkpoint-1"
 
 
@@ -108,17 +111,16 @@ class Solver:
         self.verbose = kwargs.pop("verbose", True)
         seed = kwargs.pop("seed", None)
         self.progress = kwargs.pop("progress", None)
+        self.run_info = dict(kwargs.pop("run_info", {}))
         if kwargs:
             raise ValueError(f"Unrecognized arguments {', '.join(sorted(kwargs))}")
-        if self.update_rule not in _UPDATE_RULES:
+        if self.update_rule not in UPDATE_RULES:
             raise ValueError(
-                f'Invalid update_rule "{self.update_rule}"; expected one of {_UPDATE_RULES}'
+                f'Invalid update_rule "{self.update_rule}"; expected one of {UPDATE_RULES}'
             )
         self.update = getattr(optim, self.update_rule)
         for name in ("batch_size", "num_epochs", "print_every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer; got {value!r}")
+            setattr(self, name, _positive_int(getattr(self, name), name))
         self.rng = np.random if seed is None else np.random.RandomState(seed)
         self._reset()
 
@@ -129,6 +131,7 @@ class Solver:
         self.iteration = 0
         self.best_val_acc = 0.0
         self.best_params: dict[str, Any] = {}
+        self.best_bn_stats: dict[tuple[int, str], Any] = {}
         self.loss_history: list[float] = []
         self.train_acc_history: list[float] = []
         self.val_acc_history: list[float] = []
@@ -141,19 +144,40 @@ class Solver:
 
     # ------------------------------------------------------------------ training
 
-    def _step(self) -> float:
-        """One minibatch update; returns the loss as a float."""
+    def _step(self, t: int, total: int) -> float:
+        """One minibatch update, committed only if loss and new parameters are finite.
+
+        Every parameter's update (and its optimizer state) is computed first and stored
+        together, so an exception or a non-finite value leaves the model and the optimizer
+        as they were before the step.
+        """
         batch = self.rng.choice(_rows(self.X_train), self.batch_size)
         X, y = self._to_model(_take(self.X_train, batch), _take(self.y_train, batch))
-        loss, grads = self.model.loss(X, y)
-        value = float(to_numpy(loss))
-        if not np.isfinite(value):
-            return value
-        for name, w in self.model.params.items():
-            next_w, config = self.update(w, grads[name], self.optim_configs[name])
+        with np.errstate(all="ignore"):  # a non-finite value is reported below, once
+            loss, grads = self.model.loss(X, y)
+            value = float(to_numpy(loss))
+            if not np.isfinite(value):
+                self._diverged(f"loss is {value}", t, total)
+            updates = {
+                name: self.update(w, grads[name], dict(self.optim_configs[name]))
+                for name, w in self.model.params.items()
+            }
+        bad = [name for name, (w, _) in updates.items() if not _all_finite(w)]
+        if bad:
+            self._diverged(f"the update made {', '.join(bad)} non-finite", t, total)
+        for name, (next_w, config) in updates.items():
             self.model.params[name] = next_w
             self.optim_configs[name] = config
         return value
+
+    def _diverged(self, what: str, t: int, total: int) -> None:
+        kept = ""
+        if self.last_checkpoint is not None:
+            kept = f"; the last checkpoint, {self.last_checkpoint}, is intact"
+        raise TrainingDiverged(
+            f"{what} at iteration {t + 1} of {total} (epoch {self.epoch + 1}); training "
+            f"stopped before the update{kept}. Lower the learning rate or check the data."
+        )
 
     def check_accuracy(
         self, X: Any, y: Any, num_samples: int | None = None, batch_size: int = 100
@@ -178,21 +202,16 @@ class Solver:
         """Train up to ``num_epochs`` in total (continuing after :meth:`load_checkpoint`)."""
         per_epoch = self.iterations_per_epoch
         total = self.num_epochs * per_epoch
+        if self.iteration >= total and self.iteration > 0:
+            raise ValueError(
+                f"nothing to train: the run is at epoch {self.epoch} (iteration "
+                f"{self.iteration}) and num_epochs is {self.num_epochs}; raise num_epochs to "
+                "continue"
+            )
         bar = self._progress_bar(total)
         try:
             for t in range(self.iteration, total):
-                loss = self._step()
-                if not np.isfinite(loss):
-                    kept = (
-                        f"; the last checkpoint, {self.last_checkpoint}, is intact"
-                        if (self.last_checkpoint)
-                        else ""
-                    )
-                    raise TrainingDiverged(
-                        f"loss is {loss} at iteration {t + 1} of {total} (epoch "
-                        f"{self.epoch + 1}); training stopped{kept}. Lower the learning rate "
-                        "or check the data."
-                    )
+                loss = self._step(t, total)
                 self.loss_history.append(loss)
                 self.iteration = t + 1
                 self._report_loss(bar, t, total, loss)
@@ -209,6 +228,8 @@ class Solver:
                 bar.close()
         if self.best_params:
             self.model.params = dict(self.best_params)
+            for (i, key), value in self.best_bn_stats.items():
+                self.model.bn_params[i][key] = value
 
     def _check_and_keep_best(self, bar: Any) -> None:
         train_acc = self.check_accuracy(
@@ -220,6 +241,12 @@ class Solver:
         if val_acc > self.best_val_acc or not self.best_params:
             self.best_val_acc = max(val_acc, self.best_val_acc)
             self.best_params = {k: _copy(v) for k, v in self.model.params.items()}
+            self.best_bn_stats = {
+                (i, key): _copy(bn_param[key])
+                for i, bn_param in enumerate(getattr(self.model, "bn_params", None) or [])
+                for key in ("running_mean", "running_var")
+                if bn_param.get(key) is not None
+            }
         if self.verbose:
             self._write(
                 bar,
@@ -286,6 +313,8 @@ class Solver:
             for key in ("running_mean", "running_var"):
                 if bn_param.get(key) is not None:
                     arrays[f"bn/{i}/{key}"] = to_numpy(bn_param[key])
+        for (i, key), value in self.best_bn_stats.items():
+            arrays[f"best_bn/{i}/{key}"] = to_numpy(value)
         scalars: dict[str, dict[str, Any]] = {}
         for name, config in self.optim_configs.items():
             scalars[name] = {}
@@ -310,13 +339,14 @@ class Solver:
             "iteration": self.iteration,
             "update_rule": self.update_rule,
             "batch_size": self.batch_size,
+            "iterations_per_epoch": self.iterations_per_epoch,
+            "run_info": self.run_info,
             "best_val_acc": self.best_val_acc,
             "loss_history": self.loss_history,
             "train_acc_history": self.train_acc_history,
             "val_acc_history": self.val_acc_history,
             "optim_scalars": scalars,
             "random_states": random_states,
-            "param_dtypes": {k: str(to_numpy(v).dtype) for k, v in self.model.params.items()},
         }
         arrays["meta"] = np.asarray(json.dumps(meta))
         return arrays
@@ -344,16 +374,16 @@ class Solver:
             The file is not a checkpoint of this format, or does not fit the model.
         """
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"no checkpoint at {path}")
-        try:
-            with np.load(path, allow_pickle=False) as archive:
-                arrays = {k: archive[k] for k in archive.files}
-            meta = json.loads(str(arrays.pop("meta")))
-        except (ValueError, KeyError, OSError) as err:
-            raise ValueError(f"{path} is not an xpnn solver checkpoint: {err}") from None
-        if meta.get("format") != _FORMAT:
-            raise ValueError(f"{path} is not an xpnn solver checkpoint ({_FORMAT})")
+        arrays, meta = _read_checkpoint(path)
+        for key, mine in (
+            ("batch_size", self.batch_size),
+            ("iterations_per_epoch", self.iterations_per_epoch),
+        ):
+            if meta[key] != mine:
+                raise ValueError(
+                    f"checkpoint {path} was trained with {key} {meta[key]}, this Solver has "
+                    f"{mine}: an exact resume needs the same batch size and training set size"
+                )
         params = {k[len("param/") :]: v for k, v in arrays.items() if k.startswith("param/")}
         if set(params) != set(self.model.params):
             raise ValueError(
@@ -382,11 +412,15 @@ class Solver:
             for k, v in arrays.items()
             if k.startswith("best/")
         }
+        self.best_bn_stats = {}
         for i, bn_param in enumerate(getattr(self.model, "bn_params", None) or []):
             for key in ("running_mean", "running_var"):
                 value = arrays.get(f"bn/{i}/{key}")
                 if value is not None:
                     (bn_param[key],) = self._to_model(value)
+                best = arrays.get(f"best_bn/{i}/{key}")
+                if best is not None:
+                    (self.best_bn_stats[(i, key)],) = self._to_model(best)
         self.optim_configs = {}
         for name in self.model.params:
             config = dict(meta["optim_scalars"].get(name, {}))
@@ -413,7 +447,36 @@ class Solver:
                         state["cached_gaussian"],
                     )
                 )
+        self.run_info = dict(meta.get("run_info", {}))
         self.last_checkpoint = path
+
+    @staticmethod
+    def checkpoint_info(path: str | os.PathLike) -> dict[str, Any]:
+        """The metadata of a checkpoint: epoch, iteration, update rule, batch size, histories,
+        and the ``run_info`` the Solver that wrote it was given."""
+        return _read_checkpoint(Path(path))[1]
+
+
+def _read_checkpoint(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The arrays and the metadata of a checkpoint, or a ValueError naming the file."""
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {k: archive[k] for k in archive.files}
+        meta = json.loads(str(arrays.pop("meta")))
+        if meta.get("format") != _FORMAT:
+            raise ValueError(meta.get("format"))
+        required = ("epoch", "iteration", "update_rule", "batch_size", "iterations_per_epoch",
+                    "loss_history", "optim_scalars", "random_states")  # fmt: skip
+        if not all(key in meta for key in required):
+            raise KeyError("incomplete metadata")
+    except (ValueError, KeyError, TypeError, OSError, EOFError, zipfile.BadZipFile):
+        raise ValueError(
+            f"{path} is not a complete xpnn solver checkpoint ({_FORMAT}: an .npz written by "
+            "Solver with checkpoint_name)"
+        ) from None
+    return arrays, meta
 
 
 def save_npz_atomically(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> Path:
@@ -422,6 +485,24 @@ def save_npz_atomically(path: str | os.PathLike, arrays: Mapping[str, np.ndarray
     See :func:`xpnn._io.write_atomically`: temporary file, fsync, rename.
     """
     return write_atomically(path, lambda file: np.savez(file, **arrays))
+
+
+def _positive_int(value: Any, name: str) -> int:
+    """A positive integer (a Python or NumPy integer, not a bool)."""
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        value = operator.index(value)
+    except TypeError:
+        raise ValueError(f"{name} must be a positive integer; got {value!r}") from None
+    if value < 1:
+        raise ValueError(f"{name} must be a positive integer; got {value!r}")
+    return value
+
+
+def _all_finite(array: Any) -> bool:
+    xp = array_namespace(array=array)
+    return bool(to_numpy(xp.all(xp.isfinite(array))))
 
 
 def _copy(array: Any) -> Any:

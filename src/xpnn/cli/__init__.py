@@ -10,6 +10,7 @@ traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -32,9 +33,20 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``xpnn`` command; returns the exit status."""
+    """Entry point of the ``xpnn`` command; returns the exit status.
+
+    Ctrl-C ends a command with status 130 and one line (a training run's checkpoints are
+    written atomically, so the last one is intact). ``XPNN_DEBUG=1`` shows the traceback
+    of any error instead.
+    """
     args = _parser().parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:
+        if os.environ.get("XPNN_DEBUG"):
+            raise
+        print(f"\nxpnn {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

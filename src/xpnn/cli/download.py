@@ -28,7 +28,9 @@ def add_parser(commands: Any) -> None:
     parser.add_argument(
         "--url", default=CIFAR10_URL, help=f"where to fetch (default {CIFAR10_URL})"
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--quiet", action="store_true", help="no progress bar (there is none without a terminal)"
+    )
     parser.set_defaults(run=run)
 
 
@@ -37,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
     from ..data import download_cifar10
 
     try:
-        path = download_cifar10(args.dir, url=args.url, progress=not args.quiet)
+        progress = not args.quiet and sys.stderr.isatty()
+        path = download_cifar10(args.dir, url=args.url, progress=progress)
     except (OSError, ValueError) as err:
         print(f"xpnn download: {err}", file=sys.stderr)
         return 2

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ import numpy as np
 
 from .._backend import BACKENDS
 from .._io import write_atomically
+from ..solver import UPDATE_RULES
 
 #: Hyperparameters of the default runs, per (model, dataset).
 DEFAULTS = {
@@ -39,8 +41,8 @@ def add_parser(commands: Any) -> None:
             "cifar10 first), with xpnn's hand-derived layers on the chosen backend."
         ),
     )
-    parser.add_argument("--model", choices=("cnn", "fcn"), default="cnn")
-    parser.add_argument("--dataset", choices=("digits", "cifar10"), default="digits")
+    parser.add_argument("--model", choices=("cnn", "fcn"), help="default: cnn")
+    parser.add_argument("--dataset", choices=("digits", "cifar10"), help="default: digits")
     parser.add_argument(
         "--data-dir",
         default=None,
@@ -48,18 +50,30 @@ def add_parser(commands: Any) -> None:
     )
     parser.add_argument("--backend", choices=BACKENDS, default="numpy")
     parser.add_argument(
+        "--device",
+        default=None,
+        help="device in the backend's terms, e.g. cuda:0 for torch (default: the "
+        "backend's default device)",
+    )
+    parser.add_argument(
         "--epochs", type=int, help="total epochs (a resumed run continues up to it)"
     )
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--lr", type=float, help="learning rate")
+    parser.add_argument("--update-rule", choices=UPDATE_RULES, help="default: adam")
     parser.add_argument(
-        "--update-rule", choices=("sgd", "sgd_momentum", "rmsprop", "adam"), default="adam"
+        "--seed", type=int, help="seed of the weights, the data split and the minibatches"
     )
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--checkpoint-dir", type=Path, help="write a checkpoint after every epoch here"
     )
-    parser.add_argument("--resume", type=Path, metavar="PATH", help="continue from a checkpoint")
+    parser.add_argument(
+        "--resume",
+        type=Path,
+        metavar="PATH",
+        help="continue from a checkpoint; its model, dataset, seed, update rule, batch size "
+        "and learning rate are used (giving another one is an error)",
+    )
     parser.add_argument(
         "--metrics-out", type=Path, metavar="FILE", help="write the run's metrics as JSON"
     )
@@ -79,9 +93,15 @@ def run(args: argparse.Namespace) -> int:
     except TrainingDiverged as err:
         print(f"xpnn train: {err}", file=sys.stderr)
         return 1
-    except (ValueError, OSError, ImportError, RuntimeError) as err:
+    except (UsageError, ValueError, OSError, ImportError) as err:
+        if os.environ.get("XPNN_DEBUG"):
+            raise
         print(f"xpnn train: {err}", file=sys.stderr)
         return 2
+
+
+class UsageError(Exception):
+    """A mistake in the command line or its environment: one line, exit status 2."""
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -89,51 +109,62 @@ def _train(args: argparse.Namespace) -> int:
     from .._backend import get_namespace
     from ..solver import Solver
 
-    defaults = DEFAULTS[(args.model, args.dataset)]
-    epochs = args.epochs if args.epochs is not None else defaults["epochs"]
-    batch_size = args.batch_size if args.batch_size is not None else defaults["batch_size"]
-    lr = args.lr if args.lr is not None else defaults["lr"]
-    for name, value in (("--epochs", epochs), ("--batch-size", batch_size)):
-        if value < 1:
-            raise ValueError(f"{name} must be a positive integer; got {value}")
-    if not lr > 0:
-        raise ValueError(f"--lr must be positive; got {lr}")
+    settings = _settings(args)
+    epochs = settings["epochs"]
+    for name in ("epochs", "batch_size"):
+        if settings[name] < 1:
+            raise UsageError(
+                f"--{name.replace('_', '-')} must be a positive integer; got {settings[name]}"
+            )
+    if not settings["lr"] > 0:
+        raise UsageError(f"--lr must be positive; got {settings['lr']}")
     if args.plot is not None:
         _require_matplotlib()
-    get_namespace(args.backend)  # fails now, with the install hint, if it is missing
+    _check_outputs(args)
+    try:
+        get_namespace(args.backend)  # fails now, with the install hint, if it is missing
+    except RuntimeError as err:  # CuPy without a CUDA device
+        raise UsageError(str(err)) from None
     if args.backend == "jax":
         import jax
 
         jax.config.update("jax_enable_x64", True)
 
-    if args.dataset == "digits":
-        data = datasets.load_digits(seed=args.seed)
+    if settings["dataset"] == "digits":
+        data = datasets.load_digits(seed=settings["seed"])
     else:
-        root = None if args.data_dir is None else Path(args.data_dir) / "cifar-10-batches-py"
-        data = datasets.get_CIFAR10_data(root=root)
+        data = datasets.get_CIFAR10_data(root=_cifar_root(args.data_dir))
     # The models are float32: give them float32 images (as the assignment's
     # FullyConnectedNet does), rather than promote every layer to float64.
     data = {k: v.astype(np.float32) if k.startswith("X_") else v for k, v in data.items()}
-    model = _model(args.model, data["X_train"].shape[1:], args.backend, args.seed)
+    model = _model(
+        settings["model"], data["X_train"].shape[1:], args.backend, args.device, settings["seed"]
+    )
     checkpoint_name = None
     if args.checkpoint_dir is not None:
-        checkpoint_name = str(args.checkpoint_dir / f"{args.model}_{args.dataset}")
+        checkpoint_name = str(args.checkpoint_dir / f"{settings['model']}_{settings['dataset']}")
     solver = Solver(
         model,
         data,
-        update_rule=args.update_rule,
-        optim_config={"learning_rate": lr},
+        update_rule=settings["update_rule"],
+        optim_config={"learning_rate": settings["lr"]},
         lr_decay=0.95,
-        batch_size=batch_size,
+        batch_size=settings["batch_size"],
         num_epochs=epochs,
         num_train_samples=1000,
         checkpoint_name=checkpoint_name,
         print_every=50,
         verbose=not args.quiet,
-        seed=args.seed,
+        seed=settings["seed"],
+        run_info={k: settings[k] for k in _RUN_KEYS},
     )
     if args.resume is not None:
         solver.load_checkpoint(args.resume)
+        if solver.epoch >= epochs:
+            raise UsageError(
+                f"the checkpoint is already at epoch {solver.epoch}; --epochs is the total, "
+                f"so give more than {solver.epoch} to continue"
+            )
     start = time.perf_counter()
     solver.train()
     seconds = time.perf_counter() - start
@@ -141,7 +172,7 @@ def _train(args: argparse.Namespace) -> int:
     test_acc = solver.check_accuracy(data["X_test"], data["y_test"])
     metrics = {
         "model": type(model).__name__,
-        "dataset": args.dataset,
+        "dataset": settings["dataset"],
         "backend": args.backend,
         "epochs": solver.epoch,
         "seconds": round(seconds, 3),
@@ -152,20 +183,110 @@ def _train(args: argparse.Namespace) -> int:
         "val_acc": val_acc,
         "test_acc": test_acc,
     }
+    print(
+        f"{metrics['model']} on {settings['dataset']} ({args.backend}): {solver.epoch} epochs "
+        f"in {seconds:.1f} s, best val acc {solver.best_val_acc:.3f}, val acc {val_acc:.3f}, "
+        f"test acc {test_acc:.3f}"
+    )
     if args.metrics_out is not None:
         text = json.dumps(metrics, indent=1) + "\n"
         write_atomically(args.metrics_out, lambda file: file.write(text), binary=False)
     if args.plot is not None:
         _plot(solver, args.plot)
-    print(
-        f"{metrics['model']} on {args.dataset} ({args.backend}): {solver.epoch} epochs in "
-        f"{seconds:.1f} s, best val acc {solver.best_val_acc:.3f}, val acc {val_acc:.3f}, "
-        f"test acc {test_acc:.3f}"
-    )
     return 0
 
 
-def _model(kind: str, input_shape: tuple[int, ...], backend: str, seed: int) -> Any:
+#: Settings a checkpoint records, so that a resumed run continues the same training.
+_RUN_KEYS = ("model", "dataset", "seed", "update_rule", "batch_size", "lr")
+
+
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The run's settings: the command line's, the checkpoint's when resuming, else defaults.
+
+    A resumed run takes model, dataset, seed, update rule, batch size and learning rate
+    from the checkpoint (the seed also chose the data split); giving a different value is
+    an error rather than a silently different run.
+    """
+    from ..solver import Solver
+
+    given = {
+        "model": args.model,
+        "dataset": args.dataset,
+        "seed": args.seed,
+        "update_rule": args.update_rule,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+    }
+    if args.resume is not None:
+        recorded = Solver.checkpoint_info(args.resume).get("run_info", {})
+        missing = [k for k in _RUN_KEYS if k not in recorded]
+        if missing:
+            raise UsageError(
+                f"{args.resume} was not written by xpnn train (no {', '.join(missing)}); "
+                "resume it from Python with Solver.load_checkpoint"
+            )
+        for key in _RUN_KEYS:
+            if given[key] is not None and given[key] != recorded[key]:
+                flag = "--" + key.replace("_", "-")
+                raise UsageError(
+                    f"{flag} {given[key]} differs from the checkpoint's {recorded[key]}; "
+                    f"leave {flag} out to continue that run"
+                )
+        given = {k: recorded[k] for k in _RUN_KEYS}
+    given["model"] = given["model"] or "cnn"
+    given["dataset"] = given["dataset"] or "digits"
+    defaults = DEFAULTS[(given["model"], given["dataset"])]
+    given["seed"] = 0 if given["seed"] is None else given["seed"]
+    given["update_rule"] = given["update_rule"] or "adam"
+    for key in ("batch_size", "lr"):
+        if given[key] is None:
+            given[key] = defaults[key]
+    given["epochs"] = args.epochs if args.epochs is not None else defaults["epochs"]
+    return given
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Fail before training, not after it, when an output cannot be written."""
+    for flag, path in (("--metrics-out", args.metrics_out), ("--plot", args.plot)):
+        if path is None:
+            continue
+        if path.is_dir():
+            raise UsageError(f"{flag} {path} is a directory; give a file name")
+        _require_writable_dir(flag, path.parent if str(path.parent) else Path("."))
+    if args.checkpoint_dir is None:
+        return
+    if args.checkpoint_dir.exists() and not args.checkpoint_dir.is_dir():
+        raise UsageError(f"--checkpoint-dir {args.checkpoint_dir} is a file, not a directory")
+    _require_writable_dir("--checkpoint-dir", args.checkpoint_dir)
+    existing = sorted(args.checkpoint_dir.glob("*_epoch_*.npz"))
+    resuming_here = args.resume is not None and any(
+        p.resolve() == args.resume.resolve() for p in existing
+    )
+    if existing and not resuming_here:
+        raise UsageError(
+            f"--checkpoint-dir {args.checkpoint_dir} already holds checkpoints of another run "
+            f"({existing[0].name}, ...); choose an empty directory, or --resume one of them"
+        )
+
+
+def _require_writable_dir(flag: str, directory: Path) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"{flag}: cannot create {directory}: {err.strerror}") from None
+    if not os.access(directory, os.W_OK):
+        raise UsageError(f"{flag}: {directory} is not writable")
+
+
+def _cifar_root(data_dir: str | None) -> Path | None:
+    """``--data-dir`` may name the folder holding cifar-10-batches-py, or that folder."""
+    if data_dir is None:
+        return None
+    root = Path(data_dir)
+    return root if (root / "data_batch_1").is_file() else root / "cifar-10-batches-py"
+
+
+def _model(kind: str, input_shape: tuple[int, ...], backend: str, device: Any, seed: int) -> Any:
     from ..classifiers import FullyConnectedNet, ThreeLayerConvNet
 
     np.random.seed(seed)  # noqa: NPY002  (the models draw weights as the assignment does)
@@ -180,6 +301,7 @@ def _model(kind: str, input_shape: tuple[int, ...], backend: str, seed: int) -> 
             reg=1e-3,
             dtype=np.float32,
             backend=backend,
+            device=device,
         )
     return FullyConnectedNet(
         [100, 100],
@@ -190,6 +312,7 @@ def _model(kind: str, input_shape: tuple[int, ...], backend: str, seed: int) -> 
         weight_scale=5e-2,
         dtype=np.float32,
         backend=backend,
+        device=device,
     )
 
 
@@ -199,7 +322,7 @@ def _require_matplotlib() -> None:
     except ImportError:
         from .._install import install_command
 
-        raise ImportError(
+        raise UsageError(
             f"--plot needs matplotlib, which is not installed; {install_command('plot')}"
         ) from None
 
