@@ -138,7 +138,7 @@ def test_outputs_are_checked_before_training(tmp_path, capsys, monkeypatch):
     for argv, message in (
         (["--metrics-out", str(tmp_path)], "is a directory"),
         (["--checkpoint-dir", str(tmp_path / "afile")], "is a file, not a directory"),
-        (["--plot", str(tmp_path / "afile" / "p.png")], "--plot: cannot create"),
+        (["--metrics-out", str(tmp_path / "afile" / "m.json")], "--metrics-out: cannot create"),
     ):
         assert main(["train", "--quiet", *argv]) == 2
         assert message in capsys.readouterr().err
