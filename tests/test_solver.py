@@ -306,3 +306,25 @@ def test_atomic_files_get_the_usual_permissions(tmp_path):
     path.chmod(0o640)
     save_npz_atomically(path, {"a": np.arange(3)})  # an overwrite keeps the old mode
     assert path.stat().st_mode & 0o777 == 0o640
+
+
+def test_a_diverged_step_leaves_the_batchnorm_statistics(bk):
+    data = {k: v.reshape(v.shape[0], -1) if k.startswith("X") else v for k, v in _blobs().items()}
+    np.random.seed(0)  # noqa: NPY002
+    model = xpnn.FullyConnectedNet([8], input_dim=6, num_classes=3, normalization="batchnorm",
+                                   dtype=np.float64, backend=bk.name)  # fmt: skip
+    solver = _solver(bk, model, data, update_rule="sgd", optim_config={"learning_rate": 1e-2},
+                     num_epochs=2)  # fmt: skip
+    solver.train()
+    before = {
+        k: xpnn.to_numpy(v).copy()
+        for k, v in model.bn_params[0].items()
+        if k.startswith("running")
+    }
+    data["X_train"] = data["X_train"] * np.nan
+    solver.X_train = data["X_train"]
+    solver.num_epochs = 3
+    with pytest.raises(TrainingDiverged, match=r"loss is nan|non-finite"):
+        solver.train()
+    for key, value in before.items():
+        np.testing.assert_array_equal(xpnn.to_numpy(model.bn_params[0][key]), value)

@@ -148,23 +148,33 @@ class Solver:
         """One minibatch update, committed only if loss and new parameters are finite.
 
         Every parameter's update (and its optimizer state) is computed first and stored
-        together, so an exception or a non-finite value leaves the model and the optimizer
-        as they were before the step.
+        together, so an exception or a non-finite value leaves the model (batch-norm
+        running averages included) and the optimizer as they were before the step.
         """
         batch = self.rng.choice(_rows(self.X_train), self.batch_size)
         X, y = self._to_model(_take(self.X_train, batch), _take(self.y_train, batch))
-        with np.errstate(all="ignore"):  # a non-finite value is reported below, once
-            loss, grads = self.model.loss(X, y)
-            value = float(to_numpy(loss))
-            if not np.isfinite(value):
-                self._diverged(f"loss is {value}", t, total)
-            updates = {
-                name: self.update(w, grads[name], dict(self.optim_configs[name]))
-                for name, w in self.model.params.items()
-            }
-        bad = [name for name, (w, _) in updates.items() if not _all_finite(w)]
-        if bad:
-            self._diverged(f"the update made {', '.join(bad)} non-finite", t, total)
+        # The forward pass writes new batch-norm running averages into the model's dicts:
+        # keep the old ones (the layers never modify them in place) to put back on failure.
+        bn_params = getattr(self.model, "bn_params", None) or []
+        running = [dict(bn_param) for bn_param in bn_params]
+        try:
+            with np.errstate(all="ignore"):  # a non-finite value is reported below, once
+                loss, grads = self.model.loss(X, y)
+                value = float(to_numpy(loss))
+                if not np.isfinite(value):
+                    self._diverged(f"loss is {value}", t, total)
+                updates = {
+                    name: self.update(w, grads[name], dict(self.optim_configs[name]))
+                    for name, w in self.model.params.items()
+                }
+            bad = [name for name, (w, _) in updates.items() if not _all_finite(w)]
+            if bad:
+                self._diverged(f"the update made {', '.join(bad)} non-finite", t, total)
+        except BaseException:
+            for bn_param, before in zip(bn_params, running, strict=True):
+                bn_param.clear()
+                bn_param.update(before)
+            raise
         for name, (next_w, config) in updates.items():
             self.model.params[name] = next_w
             self.optim_configs[name] = config
