@@ -287,7 +287,7 @@ def groupnorm(
     groups: int,
     eps: float = 1e-5,
 ) -> torch.Tensor:
-    """Group normalization of (N, C, *) in ``groups`` contiguous channel groups.
+    """Group normalization of ``(N, C, *)`` in ``groups`` contiguous channel groups.
 
     xpnn's ``spatial_groupnorm_forward``; inputs other than (N, C, H, W) are viewed as
     (N, C, L, 1). ``gamma``, ``beta``: (C,) or (1, C, 1, 1), or None.

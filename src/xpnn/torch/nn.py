@@ -385,7 +385,7 @@ class LayerNorm(nn.Module):
 
 
 class GroupNorm(nn.Module):
-    """Group normalization of (N, C, *) in contiguous channel groups, like
+    """Group normalization of ``(N, C, *)`` in contiguous channel groups, like
     ``torch.nn.GroupNorm``."""
 
     def __init__(
