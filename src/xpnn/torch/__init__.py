@@ -1,0 +1,16 @@
+"""xpnn inside PyTorch: autograd functions and ``torch.nn`` modules over xpnn's layers.
+
+:mod:`xpnn.torch.functional` wraps each xpnn layer in a ``torch.autograd.Function``
+whose forward pass calls xpnn's forward on the tensors and whose backward pass calls
+xpnn's hand-written backward with the saved cache, so PyTorch's autograd, optimizers
+and ``gradcheck`` run on xpnn's derivations. :mod:`xpnn.torch.nn` builds ``torch.nn``
+modules on them with ``torch.nn``'s constructor arguments, parameter and buffer names,
+initialisation and conventions, so a ``torch.nn`` model's ``state_dict`` loads into its
+xpnn twin and back. Tensors stay on their device and in their dtype.
+
+This package imports ``torch``; ``import xpnn`` does not import it.
+"""
+
+from . import functional, nn
+
+__all__ = ["functional", "nn"]
