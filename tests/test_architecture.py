@@ -2,7 +2,7 @@
 
 backend (``_config``, ``_install``, ``_io``, ``_download`` -> ``_backend`` -> ``random``,
 ``data``) -> numerics (``gradient_check``) -> ``layers`` and ``optim`` -> ``layer_utils``
--> ``classifiers`` and ``solver`` -> ``gradcheck`` -> ``cs231n`` (re-exports) -> the
+-> ``classifiers`` and ``solver`` -> ``gradcheck`` and ``jax`` (the JAX bridge) -> ``cs231n`` (re-exports) -> the
 package API (``xpnn/__init__``) -> ``cli``. Imports inside functions count too: a cycle held
 together by a deferred import is still a cycle.
 """
@@ -35,6 +35,7 @@ RANKS = [
     ("xpnn.classifiers", 6),
     ("xpnn.solver", 6),
     ("xpnn.gradcheck", 7),
+    ("xpnn.jax", 7),  # the JAX bridge: layers as jax.custom_vjp functions
     ("xpnn.cs231n", 8),
     ("xpnn.cli", 10),
     ("xpnn.__main__", 11),
