@@ -2,9 +2,9 @@
 
 backend (``_config``, ``_install``, ``_io``, ``_download`` -> ``_backend`` -> ``random``,
 ``data``) -> numerics (``gradient_check``) -> ``layers`` and ``optim`` -> ``layer_utils``
--> ``classifiers`` and ``solver`` -> ``gradcheck`` and ``jax`` (the JAX bridge) -> ``cs231n`` (re-exports) -> the
-package API (``xpnn/__init__``) -> ``cli``. Imports inside functions count too: a cycle held
-together by a deferred import is still a cycle.
+-> ``classifiers`` and ``solver`` -> ``gradcheck`` and ``jax`` (the JAX bridge) ->
+``cs231n`` (re-exports) -> the package API (``xpnn/__init__``) -> ``cli``. Imports inside
+functions count too: a cycle held together by a deferred import is still a cycle.
 """
 
 from __future__ import annotations

@@ -91,7 +91,7 @@ def from_layer(forward: Callable[..., tuple[Any, Any]], backward: Callable[..., 
     Under ``jax.jit`` XLA drops whatever part of that forward the backward does not read.
     """
 
-    @functools.lru_cache(maxsize=None)
+    @functools.cache
     def build(params: tuple) -> Callable:
         kwargs = dict(params)
 
@@ -104,7 +104,7 @@ def from_layer(forward: Callable[..., tuple[Any, Any]], backward: Callable[..., 
 
         def bwd(arrays: tuple, dout: Any) -> tuple:
             _, cache = forward(*arrays, **kwargs)
-            grads = backward(dout, cache)
+            grads = backward(jax.tree_util.tree_map(jnp.asarray, dout), cache)
             if len(arrays) == 1 and not isinstance(grads, tuple):
                 grads = (grads,)
             if len(grads) != len(arrays):
@@ -122,6 +122,7 @@ def from_layer(forward: Callable[..., tuple[Any, Any]], backward: Callable[..., 
 
     @functools.wraps(forward)
     def apply(*arrays: Any, **params: Any) -> Any:
+        arrays = tuple(jnp.asarray(a) for a in arrays)  # NumPy inputs become JAX arrays
         return build(tuple(sorted(params.items())))(*arrays)
 
     return apply
