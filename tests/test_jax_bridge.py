@@ -178,7 +178,7 @@ def test_vjp_matches_autodiff_of_reference(name):
     fn, ref, args, params = CASES[name]
     f, r = _bind(fn, params), _bind(ref, params)
     if "batchnorm" in name:  # the running statistics carry no gradient: no cotangent for them
-        f, r = (lambda *a: f(*a)[0]), (lambda *a: r(*a)[0])
+        f, r = (lambda *a, f=f: f(*a)[0]), (lambda *a, r=r: r(*a)[0])
     out, grads = _vjp_grads(f, args)
     ref_out, ref_grads = _vjp_grads(r, args)
     assert _max_abs(out, ref_out) <= TOL
