@@ -83,7 +83,8 @@ def docs(session: nox.Session) -> None:
     The built pages must render without the network too: check_offline.py fails the
     session if any page loads a script or stylesheet from a remote URL (a CDN MathJax).
     """
-    session.install(".[docs]", TORCH)  # api.md documents xpnn.torch, which imports torch
+    # api.md documents the bridges xpnn.torch and xpnn.jax, which import their frameworks.
+    session.install(".[docs,jax]", TORCH)
     session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html")
     session.run("python", "docs/check_offline.py", "docs/_build/html")
 

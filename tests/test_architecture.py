@@ -2,9 +2,9 @@
 
 backend (``_config``, ``_install``, ``_io``, ``_download`` -> ``_backend`` -> ``random``,
 ``data``) -> numerics (``gradient_check``) -> ``layers`` and ``optim`` -> ``layer_utils``
--> ``classifiers`` and ``solver`` -> ``gradcheck`` and the ``torch`` bridge -> ``cs231n``
-(re-exports) -> the package API (``xpnn/__init__``) -> ``cli``. Imports inside functions
-count too: a cycle held together by a deferred import is still a cycle.
+-> ``classifiers`` and ``solver`` -> ``gradcheck`` and the ``jax`` and ``torch`` bridges ->
+``cs231n`` (re-exports) -> the package API (``xpnn/__init__``) -> ``cli``. Imports inside
+functions count too: a cycle held together by a deferred import is still a cycle.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ RANKS = [
     ("xpnn.solver", 6),
     ("xpnn.gradcheck", 7),
     ("xpnn.torch", 7),  # the PyTorch bridge: autograd functions and nn modules over layers
+    ("xpnn.jax", 7),  # the JAX bridge: layers as jax.custom_vjp functions
     ("xpnn.cs231n", 8),
     ("xpnn.cli", 10),
     ("xpnn.__main__", 11),
