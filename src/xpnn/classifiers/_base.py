@@ -3,7 +3,9 @@
 Weights are drawn on the host with NumPy, in float64, as ``weight_scale * randn(...)``,
 then cast to the model's dtype and moved to its backend. NumPy here is the
 assignment-compatible initialisation that DESIGN section 2 requires (seeded notebooks
-must reproduce their published numbers); ``loss`` itself uses only the array API.
+must reproduce their published numbers). It is confined to this module: the models
+build their host parameters through :func:`weight_rng`, :func:`host_zeros` and
+:func:`host_ones`, and ``loss`` uses only the array API.
 """
 
 from __future__ import annotations
@@ -34,6 +36,16 @@ def resolve_dtype(dtype: Any) -> np.dtype:
             f"dtype must be np.float32, np.float64, 'float32' or 'float64'; got {dtype!r}"
         )
     return np.dtype(dtype)
+
+
+def host_zeros(n: int) -> np.ndarray:
+    """Float64 zeros on the host: a bias (or beta) before :meth:`Classifier._place`."""
+    return np.zeros(n)
+
+
+def host_ones(n: int) -> np.ndarray:
+    """Float64 ones on the host: a batch/layer-norm gamma before :meth:`Classifier._place`."""
+    return np.ones(n)
 
 
 def weight_rng(seed: int | None) -> Any:

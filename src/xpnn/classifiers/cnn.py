@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from ..layer_utils import (
     affine_relu_backward,
     affine_relu_forward,
@@ -16,7 +14,7 @@ from ..layer_utils import (
     conv_relu_pool_forward,
 )
 from ..layers import affine_backward, affine_forward, softmax_loss
-from ._base import Classifier, weight_rng
+from ._base import Classifier, host_zeros, weight_rng
 
 __all__ = ["ThreeLayerConvNet"]
 
@@ -73,7 +71,7 @@ class ThreeLayerConvNet(Classifier):
         num_classes: int = 10,
         weight_scale: float = 1e-3,
         reg: float = 0.0,
-        dtype: Any = np.float32,
+        dtype: Any = "float32",
         *,
         seed: int | None = None,
         backend: str | None = None,
@@ -94,11 +92,11 @@ class ThreeLayerConvNet(Classifier):
         pooled_size = num_filters * (conv_h // 2) * (conv_w // 2)
         params = {
             "W1": weight_scale * rng.randn(num_filters, C, filter_size, filter_size),
-            "b1": np.zeros(num_filters),
+            "b1": host_zeros(num_filters),
             "W2": weight_scale * rng.randn(pooled_size, hidden_dim),
-            "b2": np.zeros(hidden_dim),
+            "b2": host_zeros(hidden_dim),
             "W3": weight_scale * rng.randn(hidden_dim, num_classes),
-            "b3": np.zeros(num_classes),
+            "b3": host_zeros(num_classes),
         }
         self._place(params, dtype, backend, device)
 

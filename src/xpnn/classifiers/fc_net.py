@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from ..layer_utils import (
     affine_bn_relu_backward,
     affine_bn_relu_forward,
@@ -26,7 +24,7 @@ from ..layers import (
     dropout_forward,
     softmax_loss,
 )
-from ._base import Classifier, weight_rng
+from ._base import Classifier, host_ones, host_zeros, weight_rng
 
 __all__ = ["FullyConnectedNet", "TwoLayerNet"]
 
@@ -74,7 +72,7 @@ class TwoLayerNet(Classifier):
         weight_scale: float = 1e-3,
         reg: float = 0.0,
         *,
-        dtype: Any = np.float64,
+        dtype: Any = "float64",
         seed: int | None = None,
         backend: str | None = None,
         device: Any = None,
@@ -83,9 +81,9 @@ class TwoLayerNet(Classifier):
         rng = weight_rng(seed)
         params = {
             "W1": weight_scale * rng.randn(input_dim, hidden_dim),
-            "b1": np.zeros(hidden_dim),
+            "b1": host_zeros(hidden_dim),
             "W2": weight_scale * rng.randn(hidden_dim, num_classes),
-            "b2": np.zeros(num_classes),
+            "b2": host_zeros(num_classes),
         }
         self._place(params, dtype, backend, device)
 
@@ -188,7 +186,7 @@ class FullyConnectedNet(Classifier):
         normalization: str | None = None,
         reg: float = 0.0,
         weight_scale: float = 1e-2,
-        dtype: Any = np.float32,
+        dtype: Any = "float32",
         seed: int | None = None,
         *,
         dropout: float | None = None,
@@ -221,10 +219,10 @@ class FullyConnectedNet(Classifier):
         params = {}
         for i in range(1, self.num_layers + 1):
             params[f"W{i}"] = weight_scale * rng.randn(dims[i - 1], dims[i])
-            params[f"b{i}"] = np.zeros(dims[i])
+            params[f"b{i}"] = host_zeros(dims[i])
             if normalization is not None and i < self.num_layers:
-                params[f"gamma{i}"] = np.ones(dims[i])
-                params[f"beta{i}"] = np.zeros(dims[i])
+                params[f"gamma{i}"] = host_ones(dims[i])
+                params[f"beta{i}"] = host_zeros(dims[i])
         self._place(params, dtype, backend, device)
 
         self.dropout_param = {}
