@@ -167,7 +167,8 @@ class Solver:
                     name: self.update(w, grads[name], dict(self.optim_configs[name]))
                     for name, w in self.model.params.items()
                 }
-            bad = [name for name, (w, _) in updates.items() if not _all_finite(w)]
+            finite = _all_finite([w for w, _ in updates.values()])
+            bad = [name for name, ok in zip(updates, finite, strict=True) if not ok]
             if bad:
                 self._diverged(f"the update made {', '.join(bad)} non-finite", t, total)
         except BaseException:
@@ -510,9 +511,10 @@ def _positive_int(value: Any, name: str) -> int:
     return value
 
 
-def _all_finite(array: Any) -> bool:
-    xp = array_namespace(array=array)
-    return bool(to_numpy(xp.all(xp.isfinite(array))))
+def _all_finite(arrays: list[Any]) -> np.ndarray:
+    """Whether each array (all on one backend and device) is finite: one host read in all."""
+    xp = array_namespace(*arrays)
+    return to_numpy(xp.stack([xp.all(xp.isfinite(a)) for a in arrays]))
 
 
 def _copy(array: Any) -> Any:
