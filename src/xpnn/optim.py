@@ -26,7 +26,22 @@ from typing import Any
 from ._backend import array_namespace
 from .layers._validate import cast, require_array
 
-__all__ = ["adam", "rmsprop", "sgd", "sgd_momentum"]
+__all__ = ["adam", "init_config", "rmsprop", "sgd", "sgd_momentum"]
+
+#: Each rule's hyperparameters (and scalar state) with their defaults.
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "sgd": {"learning_rate": 1e-2},
+    "sgd_momentum": {"learning_rate": 1e-2, "momentum": 0.9},
+    "rmsprop": {"learning_rate": 1e-2, "decay_rate": 0.99, "epsilon": 1e-8},
+    "adam": {"learning_rate": 1e-3, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8, "t": 0},
+}
+#: Each rule's state arrays, which start as zeros like the weights.
+STATE: dict[str, tuple[str, ...]] = {
+    "sgd": (),
+    "sgd_momentum": ("velocity",),
+    "rmsprop": ("cache",),
+    "adam": ("m", "v"),
+}
 
 
 def _setup(w: Any, dw: Any, config: Any, defaults: dict) -> tuple[Any, MutableMapping]:
@@ -80,6 +95,23 @@ def _state(xp: Any, config: MutableMapping, key: str, w: Any) -> Any:
     return state
 
 
+def _step_count(xp: Any, t: Any) -> Any:
+    """Adam's ``config['t']``: a Python (or NumPy) integer, or a 0-d integer array.
+
+    The array form is what a compiled training step passes (``t`` traced under
+    ``jax.jit``, so that the step is compiled once and not once per value of ``t``).
+    """
+    if hasattr(t, "shape") and hasattr(t, "dtype") and not isinstance(t, numbers.Integral):
+        if tuple(t.shape) == () and xp.isdtype(t.dtype, "integral"):
+            return t
+    else:
+        try:
+            return operator.index(t)
+        except TypeError:
+            pass
+    raise TypeError(f"config['t'] must be an integer step count; got {t!r}")
+
+
 def _store(xp: Any, config: MutableMapping, key: str, new: Any, old: Any) -> Any:
     """``config[key] = new`` in the dtype of the ``old`` state; returns the stored array."""
     config[key] = cast(xp, new, old.dtype)
@@ -101,7 +133,7 @@ def sgd(w: Any, dw: Any, config: dict | None = None) -> tuple[Any, dict]:
     next_w : array, shape and dtype of w
     config : dict
     """
-    xp, config = _setup(w, dw, config, {"learning_rate": 1e-2})
+    xp, config = _setup(w, dw, config, DEFAULTS["sgd"])
     next_w = w - _hyper(config, "learning_rate") * dw
     return cast(xp, next_w, w.dtype), config
 
@@ -125,7 +157,7 @@ def sgd_momentum(w: Any, dw: Any, config: dict | None = None) -> tuple[Any, dict
     config : dict
         With the new ``'velocity'``.
     """
-    xp, config = _setup(w, dw, config, {"learning_rate": 1e-2, "momentum": 0.9})
+    xp, config = _setup(w, dw, config, DEFAULTS["sgd_momentum"])
     v = _state(xp, config, "velocity", w)
     v = _store(
         xp,
@@ -157,9 +189,7 @@ def rmsprop(w: Any, dw: Any, config: dict | None = None) -> tuple[Any, dict]:
     config : dict
         With the new ``'cache'``.
     """
-    xp, config = _setup(
-        w, dw, config, {"learning_rate": 1e-2, "decay_rate": 0.99, "epsilon": 1e-8}
-    )
+    xp, config = _setup(w, dw, config, DEFAULTS["rmsprop"])
     decay = _hyper(config, "decay_rate")
     cache = _state(xp, config, "cache", w)
     cache = _store(xp, config, "cache", decay * cache + (1 - decay) * dw**2, cache)
@@ -185,7 +215,8 @@ def adam(w: Any, dw: Any, config: dict | None = None) -> tuple[Any, dict]:
     config : dict, optional
         ``'learning_rate'`` (default 1e-3), ``'beta1'`` (0.9), ``'beta2'`` (0.999),
         ``'epsilon'`` (1e-8); state: ``'m'``, ``'v'`` (default zeros like w) and the
-        Python int ``'t'`` (default 0, the number of steps taken so far).
+        integer ``'t'`` (default 0, the number of steps taken so far): a Python int, or
+        a 0-d integer array of w's library (traced inside ``jax.jit``).
 
     Returns
     -------
@@ -193,19 +224,9 @@ def adam(w: Any, dw: Any, config: dict | None = None) -> tuple[Any, dict]:
     config : dict
         With the new ``'m'``, ``'v'`` and ``'t'``.
     """
-    xp, config = _setup(
-        w,
-        dw,
-        config,
-        {"learning_rate": 1e-3, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8, "t": 0},
-    )
+    xp, config = _setup(w, dw, config, DEFAULTS["adam"])
     beta1, beta2 = _hyper(config, "beta1"), _hyper(config, "beta2")
-    try:
-        t = operator.index(config["t"]) + 1
-    except TypeError:
-        raise TypeError(
-            f"config['t'] must be an integer step count; got {config['t']!r}"
-        ) from None
+    t = _step_count(xp, config["t"]) + 1
     m, v = _state(xp, config, "m", w), _state(xp, config, "v", w)
     m = _store(xp, config, "m", beta1 * m + (1 - beta1) * dw, m)
     v = _store(xp, config, "v", beta2 * v + (1 - beta2) * dw**2, v)
@@ -214,3 +235,35 @@ def adam(w: Any, dw: Any, config: dict | None = None) -> tuple[Any, dict]:
     v_hat = v / (1 - beta2**t)
     step = _hyper(config, "learning_rate") * m_hat / (xp.sqrt(v_hat) + _hyper(config, "epsilon"))
     return cast(xp, w - step, w.dtype), config
+
+
+def init_config(rule: str, w: Any, config: dict | None = None) -> dict:
+    """The config of ``rule`` for ``w`` before its first step: defaults and zero state.
+
+    What the rule itself would fill in on its first call, without taking a step: the
+    missing hyperparameters get their defaults and the missing state arrays are zeros
+    like ``w``. A config that already holds every key stays as it is. Useful where the
+    config's structure must not change from one step to the next (a step compiled with
+    ``jax.jit`` traces once for a fixed structure).
+
+    Parameters
+    ----------
+    rule : {'sgd', 'sgd_momentum', 'rmsprop', 'adam'}
+    w : array
+        The weights the config is for.
+    config : dict, optional
+        Hyperparameters (and state) given so far; not modified.
+
+    Returns
+    -------
+    dict
+        A new dict.
+    """
+    if rule not in DEFAULTS:
+        raise ValueError(f"rule must be one of {tuple(DEFAULTS)}; got {rule!r}")
+    require_array("w", w)
+    xp = array_namespace(w=w)
+    config = {**DEFAULTS[rule], **(config or {})}
+    for key in STATE[rule]:
+        config[key] = _state(xp, config, key, w)
+    return config

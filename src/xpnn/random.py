@@ -11,7 +11,9 @@ this module is the one place that knows each library's generator:
   seed is given).
 * JAX: ``jax.random.uniform`` with ``jax.random.key(seed)``. Without a seed, a key kept
   in this module is split on every call; that is not usable inside ``jax.jit`` (the key
-  would be baked into the compiled function), so pass a seed there.
+  would be baked into the compiled function). Inside ``jax.jit`` pass an explicit
+  ``key`` to :func:`bernoulli` (a traced argument of the compiled function), deriving
+  one key per use with :func:`fold_in`.
 * array-api-strict (a CPU test backend without a generator): drawn by NumPy and placed on
   the array's device.
 """
@@ -23,7 +25,7 @@ from typing import Any
 
 from ._backend import array_namespace, backend_name, device_of
 
-__all__ = ["bernoulli", "uniform"]
+__all__ = ["bernoulli", "fold_in", "uniform"]
 
 _jax_state: dict[str, Any] = {}
 _jax_lock = threading.Lock()
@@ -46,7 +48,41 @@ def _check_seed(seed: Any) -> None:
         raise TypeError(f"seed must be a Python int or None; got {seed!r}")
 
 
-def bernoulli(shape: tuple[int, ...], p: float, like: Any, seed: int | None = None) -> Any:
+def _require_jax_key(key: Any) -> None:
+    import jax
+
+    if not (isinstance(key, jax.Array) and jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)):
+        described = type(key).__name__ + (
+            f" of dtype {key.dtype}" if hasattr(key, "dtype") else ""
+        )
+        raise TypeError(f"key must be a JAX random key from jax.random.key(seed); got {described}")
+
+
+def fold_in(key: Any, data: Any) -> Any:
+    """A new JAX random key from ``key`` and an integer (``jax.random.fold_in``).
+
+    Derives independent keys for the uses of one step (one per dropout layer, say) and
+    for the steps of a run (``fold_in(base_key, iteration)``), also inside ``jax.jit``
+    where ``data`` may be traced.
+
+    Parameters
+    ----------
+    key : JAX random key
+    data : int or integer 0-d array
+
+    Returns
+    -------
+    JAX random key
+    """
+    import jax
+
+    _require_jax_key(key)
+    return jax.random.fold_in(key, data)
+
+
+def bernoulli(
+    shape: tuple[int, ...], p: float, like: Any, seed: int | None = None, *, key: Any = None
+) -> Any:
     """Boolean array, True with probability ``p``, on the backend and device of ``like``.
 
     The draw does not depend on ``like``'s dtype: a seed gives the same mask for float32
@@ -61,6 +97,9 @@ def bernoulli(shape: tuple[int, ...], p: float, like: Any, seed: int | None = No
         Probability of True, in [0, 1].
     like : array
     seed : int, optional
+    key : JAX random key, optional, keyword-only
+        JAX only, instead of ``seed``: ``jax.random.bernoulli(key, p, shape)``. The way to
+        draw inside ``jax.jit``, where the key is an argument of the compiled function.
 
     Returns
     -------
@@ -68,10 +107,20 @@ def bernoulli(shape: tuple[int, ...], p: float, like: Any, seed: int | None = No
     """
     _check_seed(seed)
     shape = tuple(int(n) for n in shape)
+    if key is not None:
+        if seed is not None:
+            raise TypeError("give seed or key, not both")
+        if backend_name(like) != "jax":
+            raise TypeError(
+                "key is a JAX random key and works on JAX arrays only; like is a "
+                f"{backend_name(like)} array (use seed= on that backend)"
+            )
+        _require_jax_key(key)
     if backend_name(like) == "jax":
         import jax
 
-        key = jax.random.key(seed) if seed is not None else _next_jax_key()
+        if key is None:
+            key = jax.random.key(seed) if seed is not None else _next_jax_key()
         mask = jax.random.bernoulli(key, p, shape)
         device = device_of(like)
         return mask if device is None else jax.device_put(mask, device)

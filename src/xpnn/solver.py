@@ -18,6 +18,14 @@ end, learning-rate decay per epoch, the best parameters restored at the end), pl
 Data and model may live on different backends: each minibatch is moved to the model's
 backend and device with :func:`xpnn.to_backend`, an explicit per-batch transfer (the
 usual data pipeline: data sets stay in host memory, the model on the accelerator).
+
+On JAX, a model with a functional form (``functional_loss``, as the models of
+:mod:`xpnn.classifiers` have) trains with a compiled step: forward, backward and update
+in one ``jax.jit`` function, compiled once per minibatch shape, with batch-norm running
+averages, optimizer state and dropout keys passed in and out as arrays (see
+``xpnn._compiled_step``). The other backends, and models without a functional form,
+take the eager step. Both give the same parameters, and checkpoints of either resume in
+the other.
 """
 
 from __future__ import annotations
@@ -40,7 +48,7 @@ from ._io import write_atomically
 __all__ = ["UPDATE_RULES", "Solver", "TrainingDiverged"]
 
 #: The update rules of :mod:`xpnn.optim`, by name.
-UPDATE_RULES: tuple[str, ...] = tuple(optim.__all__)
+UPDATE_RULES: tuple[str, ...] = tuple(optim.DEFAULTS)
 _FORMAT = "xpnn-solver-checkpoint-1"
 
 
@@ -84,6 +92,13 @@ class Solver:
         None (the assignment's behaviour) uses NumPy's global random state.
     progress : bool, optional
         Show a progress bar; default: when ``verbose`` and standard error is a terminal.
+    jit : bool, optional
+        Train with one compiled ``jax.jit`` step (forward, backward, update). Default:
+        when the parameters are JAX arrays and the model has ``functional_loss``. False
+        takes the eager step on JAX too. Dropout masks then come from a JAX key made
+        from ``seed`` (without a seed, from a number drawn once from NumPy's global RNG),
+        folded in with the iteration number: a new mask every step, reproducible and
+        restored exactly on resume.
 
     Raises
     ------
@@ -112,6 +127,7 @@ class Solver:
         seed = kwargs.pop("seed", None)
         self.progress = kwargs.pop("progress", None)
         self.run_info = dict(kwargs.pop("run_info", {}))
+        jit = kwargs.pop("jit", None)
         if kwargs:
             raise ValueError(f"Unrecognized arguments {', '.join(sorted(kwargs))}")
         if self.update_rule not in UPDATE_RULES:
@@ -121,7 +137,10 @@ class Solver:
         self.update = getattr(optim, self.update_rule)
         for name in ("batch_size", "num_epochs", "print_every"):
             setattr(self, name, _positive_int(getattr(self, name), name))
+        self.seed = seed
         self.rng = np.random if seed is None else np.random.RandomState(seed)
+        self.jit = self._jit_setting(jit)
+        self._compiled: Any = None
         self._reset()
 
     # ------------------------------------------------------------------ state
@@ -137,6 +156,24 @@ class Solver:
         self.val_acc_history: list[float] = []
         self.last_checkpoint: Path | None = None
         self.optim_configs = {p: dict(self.optim_config) for p in self.model.params}
+        self.key_seed: int | None = None
+
+    def _jit_setting(self, jit: Any) -> bool:
+        if jit not in (None, True, False):
+            raise ValueError(f"jit must be True, False or None (automatic); got {jit!r}")
+        reference = next(iter(self.model.params.values()))
+        possible = backend_name(reference) == "jax" and hasattr(self.model, "functional_loss")
+        if jit and not possible:
+            raise ValueError(
+                "jit=True needs a model with functional_loss whose parameters are JAX arrays; "
+                f"this model's are {backend_name(reference)} arrays"
+                + (
+                    ""
+                    if hasattr(self.model, "functional_loss")
+                    else ", and it has no functional_loss"
+                )
+            )
+        return possible if jit is None else jit
 
     @property
     def iterations_per_epoch(self) -> int:
@@ -153,6 +190,8 @@ class Solver:
         """
         batch = self.rng.choice(_rows(self.X_train), self.batch_size)
         X, y = self._to_model(_take(self.X_train, batch), _take(self.y_train, batch))
+        if self.jit:
+            return self._compiled_step(X, y, t, total)
         # The forward pass writes new batch-norm running averages into the model's dicts:
         # keep the old ones (the layers never modify them in place) to put back on failure.
         bn_params = getattr(self.model, "bn_params", None) or []
@@ -181,6 +220,41 @@ class Solver:
             self.optim_configs[name] = config
         return value
 
+    def _compiled_step(self, X: Any, y: Any, t: int, total: int) -> float:
+        """The step of :meth:`_step` as one ``jax.jit`` function; committed if finite."""
+        import jax
+
+        if self.key_seed is None:
+            # Drawn only where masks are drawn, so that the minibatches of an unseeded run
+            # without dropout are those of the eager step.
+            drawn = self.seed is None and getattr(self.model, "use_dropout", True)
+            self.key_seed = int(self.rng.randint(2**31)) if drawn else (self.seed or 0)
+        configs = {
+            name: optim.init_config(self.update_rule, w, self.optim_configs[name])
+            for name, w in self.model.params.items()
+        }
+        key = jax.random.key(self.key_seed)
+        value, finite, params, state, configs = self._compiled_functions().step(
+            self.model.params, self.model.state, configs, X, y, key, t
+        )
+        if not finite.pop("loss"):
+            self._diverged(f"loss is {value}", t, total)
+        bad = [name for name, ok in finite.items() if not ok]
+        if bad:
+            self._diverged(f"the update made {', '.join(bad)} non-finite", t, total)
+        self.model.params = params
+        self.model.load_state(state)
+        self.optim_configs = configs
+        return value
+
+    def _compiled_functions(self) -> Any:
+        """The model's compiled step and prediction (made on first use)."""
+        if self._compiled is None:
+            from ._compiled_step import CompiledStep
+
+            self._compiled = CompiledStep(self.model, self.update)
+        return self._compiled
+
     def _diverged(self, what: str, t: int, total: int) -> None:
         kept = ""
         if self.last_checkpoint is not None:
@@ -203,9 +277,13 @@ class Solver:
         for start in range(0, n, batch_size):
             rows = np.arange(start, min(start + batch_size, n))
             (X_batch,) = self._to_model(_take(X, rows))
-            scores = self.model.loss(X_batch)
-            xp = array_namespace(scores=scores)
-            predictions.append(to_numpy(xp.argmax(scores, axis=1)))
+            if self.jit:
+                predict = self._compiled_functions().predict
+                predicted = predict(self.model.params, self.model.state, X_batch)
+            else:
+                scores = self.model.loss(X_batch)
+                predicted = array_namespace(scores=scores).argmax(scores, axis=1)
+            predictions.append(to_numpy(predicted))
         predicted = np.concatenate(predictions) if predictions else np.zeros(0, np.int64)
         return float(np.mean(predicted == to_numpy(y))) if n else 0.0
 
@@ -358,6 +436,7 @@ class Solver:
             "val_acc_history": self.val_acc_history,
             "optim_scalars": scalars,
             "random_states": random_states,
+            "key_seed": self.key_seed,
         }
         arrays["meta"] = np.asarray(json.dumps(meta))
         return arrays
@@ -459,6 +538,7 @@ class Solver:
                     )
                 )
         self.run_info = dict(meta.get("run_info", {}))
+        self.key_seed = meta.get("key_seed")
         self.last_checkpoint = path
 
     @staticmethod

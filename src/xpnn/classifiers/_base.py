@@ -71,6 +71,125 @@ class Classifier:
 
     params: dict[str, Any]
 
+    # --------------------------------------------------------------- functional form
+    #
+    # ``loss(X, y)`` is the assignment's stateful interface: it reads ``self.params`` and
+    # writes batch-norm running averages into ``self.bn_params``. ``functional_loss`` is
+    # the same computation as a pure function of explicit parameters and state, which is
+    # what ``jax.jit`` (and the Solver's compiled step) needs. Both run ``_compute``.
+
+    def _compute(self, params: dict, bn_params: list, X: Any, y: Any, key: Any) -> Any:
+        """The forward (and backward) pass: scores for ``y`` None, else (loss, grads).
+
+        ``bn_params`` holds one dict per normalized layer, which batch norm updates.
+        ``key`` (JAX only) draws the dropout masks; None uses ``dropout_param``.
+        """
+        raise NotImplementedError
+
+    def _state_slots(self) -> list[tuple[str, int, str]]:
+        """``(state name, index into bn_params, bn_param key)`` of each running average."""
+        if getattr(self, "normalization", None) != "batchnorm":
+            return []
+        return [
+            (f"{key}{i + 1}", i, key)
+            for i in range(len(self.bn_params))
+            for key in ("running_mean", "running_var")
+        ]
+
+    @property
+    def state(self) -> dict[str, Any]:
+        """The model's state besides ``params``: a new dict of arrays.
+
+        Batch norm's running averages, ``'running_mean{i}'`` and ``'running_var{i}'`` for
+        hidden layer ``i`` (1-based, like ``gamma{i}``), each zeros of the model's dtype
+        until a training pass has created it (as the layer would start it); empty for a
+        model without batch norm.
+        """
+        state = {}
+        for name, i, key in self._state_slots():
+            value = self.bn_params[i].get(key)
+            if value is None:
+                gamma = self.params[f"gamma{i + 1}"]
+                xp = array_namespace(gamma=gamma)
+                value = xp.zeros(gamma.shape, dtype=gamma.dtype, device=device_of(gamma))
+            state[name] = value
+        return state
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Store a state, as :attr:`state` and :meth:`functional_loss` give it, in the model.
+
+        Raises
+        ------
+        ValueError
+            ``state`` does not have exactly the keys of :attr:`state`.
+        """
+        slots = self._state_slots()
+        if not isinstance(state, dict) or set(state) != {name for name, _, _ in slots}:
+            got = sorted(state) if isinstance(state, dict) else type(state).__name__
+            raise ValueError(
+                f"state must have the keys {sorted(name for name, _, _ in slots)}; got {got}"
+            )
+        for name, i, key in slots:
+            require_array(f"state[{name!r}]", state[name])
+            self.bn_params[i][key] = state[name]
+
+    def functional_loss(
+        self, params: dict[str, Any], state: dict[str, Any], X: Any, y: Any = None, *, key=None
+    ) -> Any:
+        """:meth:`loss` as a pure function: parameters and state in, new state out.
+
+        Reads nothing from the model but its architecture and hyperparameters (``reg``,
+        ``bn_params``' ``eps`` and ``momentum``, the dropout probability) and writes
+        nothing into it, so it can be traced by ``jax.jit``, ``jax.vmap`` or
+        ``jax.grad``; ``params`` and ``state`` may be any arrays of one backend.
+
+        Parameters
+        ----------
+        params : dict
+            The keys and shapes of ``model.params``.
+        state : dict
+            The keys and shapes of :attr:`state` (batch-norm running averages).
+        X : array, the shape ``loss`` takes
+        y : integer array, shape (N,), optional
+            Labels; None computes the test-mode scores.
+        key : JAX random key, optional, keyword-only
+            Draws the dropout masks in train mode (one key per dropout layer, folded in
+            from this one with :func:`xpnn.random.fold_in`): pass a new key for each
+            step. None draws them as :meth:`loss` does (``dropout_param['seed']`` or the
+            backend's generator), which under ``jax.jit`` would fix the masks at trace
+            time.
+
+        Returns
+        -------
+        scores : array, shape (N, C)
+            If ``y`` is None.
+        loss, grads, new_state
+            Otherwise: the loss (0-d array), one gradient per parameter, and the state
+            after this training pass (new running averages).
+        """
+        self._check_params(params)
+        if set(state) != set(self.state):
+            raise ValueError(f"state must have the keys {sorted(self.state)}; got {sorted(state)}")
+        mode = "test" if y is None else "train"
+        stats = ("running_mean", "running_var")
+        bn_params = [
+            {**{k: v for k, v in bn.items() if k not in stats}, "mode": mode}
+            for bn in getattr(self, "bn_params", None) or []
+        ]
+        for name, i, slot in self._state_slots():
+            bn_params[i][slot] = state[name]
+        result = self._compute(params, bn_params, X, y, key)
+        if y is None:
+            return result
+        loss, grads = result
+        new_state = {name: bn_params[i][slot] for name, i, slot in self._state_slots()}
+        return loss, grads, new_state
+
+    def _check_params(self, params: Any) -> None:
+        if not isinstance(params, dict) or set(params) != set(self.params):
+            got = sorted(params) if isinstance(params, dict) else type(params).__name__
+            raise ValueError(f"params must have the keys {sorted(self.params)}; got {got}")
+
     def _place(self, params: dict[str, np.ndarray], dtype: Any, backend: Any, device: Any):
         """Cast the float64 host ``params`` to ``dtype`` and move them to the backend."""
         self.dtype = resolve_dtype(dtype)
@@ -87,12 +206,12 @@ class Classifier:
             )
         self.device = device_of(first)
 
-    def _namespace(self, X: Any, y: Any) -> Any:
-        """Check that ``X`` (and ``y``) live on the parameters' backend; return it.
+    def _namespace(self, params: dict, X: Any, y: Any) -> Any:
+        """Check that ``X`` (and ``y``) live on the backend of ``params``; return it.
 
         A clear ``TypeError`` here replaces the layers' generic one about mixed backends.
         """
-        first_name, first = next(iter(self.params.items()))
+        first_name, first = next(iter(params.items()))
         model = backend_name(first)
         for name, value in (("X", X), ("y", y)):
             if value is None:
@@ -106,13 +225,13 @@ class Classifier:
                 )
         return array_namespace(X=X, **{first_name: first})  # devices must agree too
 
-    def _l2(self, xp: Any, loss: Any, grads: dict[str, Any], weights: list[str]) -> Any:
+    def _l2(self, xp: Any, params: dict, loss: Any, grads: dict, weights: list[str]) -> Any:
         """Add ``0.5 * reg * sum(W**2)`` to ``loss`` and ``reg * W`` to each ``dW``."""
         if self.reg == 0:
             return loss
         total = 0.0
         for name in weights:
-            w = self.params[name]
+            w = params[name]
             total = total + xp.sum(w * w)
             grads[name] = grads[name] + self.reg * w
         return loss + 0.5 * self.reg * total

@@ -120,8 +120,11 @@ class ThreeLayerConvNet(Classifier):
         grads : dict
             Same keys as ``params``, each gradient in its parameter's shape and dtype.
         """
-        xp = self._namespace(X, y)
-        p = self.params
+        return self._compute(self.params, [], X, y, None)
+
+    def _compute(self, params: dict, bn_params: list, X: Any, y: Any, key: Any) -> Any:
+        xp = self._namespace(params, X, y)
+        p = params
         pooled, conv_cache = conv_relu_pool_forward(
             X, p["W1"], p["b1"], self.conv_param, self.pool_param
         )
@@ -134,4 +137,4 @@ class ThreeLayerConvNet(Classifier):
         dhidden, grads["W3"], grads["b3"] = affine_backward(dscores, scores_cache)
         dpooled, grads["W2"], grads["b2"] = affine_relu_backward(dhidden, hidden_cache)
         _, grads["W1"], grads["b1"] = conv_relu_pool_backward(dpooled, conv_cache)
-        return self._l2(xp, loss, grads, ["W1", "W2", "W3"]), grads
+        return self._l2(xp, params, loss, grads, ["W1", "W2", "W3"]), grads

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import random as xprandom
 from ..layer_utils import (
     affine_bn_relu_backward,
     affine_bn_relu_forward,
@@ -107,8 +108,11 @@ class TwoLayerNet(Classifier):
         grads : dict
             Same keys as ``params``, each gradient in its parameter's shape and dtype.
         """
-        xp = self._namespace(X, y)
-        p = self.params
+        return self._compute(self.params, [], X, y, None)
+
+    def _compute(self, params: dict, bn_params: list, X: Any, y: Any, key: Any) -> Any:
+        xp = self._namespace(params, X, y)
+        p = params
         hidden, hidden_cache = affine_relu_forward(X, p["W1"], p["b1"])
         scores, scores_cache = affine_forward(hidden, p["W2"], p["b2"])
         if y is None:
@@ -117,7 +121,7 @@ class TwoLayerNet(Classifier):
         grads = {}
         dhidden, grads["W2"], grads["b2"] = affine_backward(dscores, scores_cache)
         _, grads["W1"], grads["b1"] = affine_relu_backward(dhidden, hidden_cache)
-        return self._l2(xp, loss, grads, ["W1", "W2"]), grads
+        return self._l2(xp, params, loss, grads, ["W1", "W2"]), grads
 
 
 class FullyConnectedNet(Classifier):
@@ -257,30 +261,40 @@ class FullyConnectedNet(Classifier):
         grads : dict
             Same keys as ``params``, each gradient in its parameter's shape and dtype.
         """
-        xp = self._namespace(X, y)
         mode = "test" if y is None else "train"
         if self.use_dropout:
             self.dropout_param["mode"] = mode
         for bn_param in self.bn_params:
             bn_param["mode"] = mode
+        return self._compute(self.params, self.bn_params, X, y, None)
 
-        p, L = self.params, self.num_layers
+    def _compute(self, params: dict, bn_params: list, X: Any, y: Any, key: Any) -> Any:
+        xp = self._namespace(params, X, y)
+        mode = "test" if y is None else "train"
+        p, L = params, self.num_layers
         out, caches = X, []
         for i in range(1, L):
             args = (out, p[f"W{i}"], p[f"b{i}"])
             if self.normalization == "batchnorm":
                 out, cache = affine_bn_relu_forward(
-                    *args, p[f"gamma{i}"], p[f"beta{i}"], self.bn_params[i - 1]
+                    *args, p[f"gamma{i}"], p[f"beta{i}"], bn_params[i - 1]
                 )
             elif self.normalization == "layernorm":
                 out, cache = affine_ln_relu_forward(
-                    *args, p[f"gamma{i}"], p[f"beta{i}"], self.bn_params[i - 1]
+                    *args, p[f"gamma{i}"], p[f"beta{i}"], bn_params[i - 1]
                 )
             else:
                 out, cache = affine_relu_forward(*args)
             dropout_cache = None
             if self.use_dropout:
-                out, dropout_cache = dropout_forward(out, self.dropout_param)
+                dropout_param = {**self.dropout_param, "mode": mode}
+                if key is not None and mode == "train":
+                    dropout_param.pop("seed", None)
+                    dropout_param["mask"] = xprandom.bernoulli(
+                        tuple(out.shape), dropout_param["p"], like=out,
+                        key=xprandom.fold_in(key, i),
+                    )  # fmt: skip
+                out, dropout_cache = dropout_forward(out, dropout_param)
             caches.append((cache, dropout_cache))
         scores, scores_cache = affine_forward(out, p[f"W{L}"], p[f"b{L}"])
         if y is None:
@@ -305,4 +319,4 @@ class FullyConnectedNet(Classifier):
                     backward(dout, cache)
                 )
         weights = [f"W{i}" for i in range(1, L + 1)]
-        return self._l2(xp, loss, grads, weights), grads
+        return self._l2(xp, params, loss, grads, weights), grads

@@ -1,0 +1,137 @@
+"""The Solver's training step on JAX: forward, backward and update as one ``jax.jit`` function.
+
+The step is a pure function of arrays: parameters, model state (batch-norm running
+averages), optimizer state, the minibatch, a base random key and the iteration number
+go in; the loss, one finiteness flag per parameter, and the new parameters, model state
+and optimizer state come out. Nothing is written into the model or the Solver under
+trace: the Solver commits the outputs afterwards, and only when they are finite.
+
+What stays fixed at trace time (so changing it after the first step is not seen by the
+compiled function): the model's architecture and hyperparameters (``reg``, batch norm's
+``eps`` and ``momentum``, the dropout probability) and the update rule. What is traced,
+so that it never triggers a new compilation: every array, the optimizer's scalar
+hyperparameters (the learning rate decays per epoch) and Adam's step count, and the
+iteration number, from which each step's dropout key is folded in. A new compilation
+happens only for a new minibatch shape or dtype.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+__all__ = ["CompiledStep"]
+
+
+class CompiledStep:
+    """One compiled training step and one compiled prediction for a model on JAX.
+
+    Parameters
+    ----------
+    model : Classifier
+        Has ``functional_loss(params, state, X, y=None, *, key=None)``.
+    update : callable
+        An update rule of :mod:`xpnn.optim`.
+
+    Attributes
+    ----------
+    traces : dict
+        How many times each function was traced (compiled): ``{'step': n, 'predict': m}``.
+    """
+
+    def __init__(self, model: Any, update: Callable[..., Any]):
+        self.model = model
+        self.update = update
+        self.traces = {"step": 0, "predict": 0}
+        self._step = jax.jit(self._pure_step)
+        self._predict = jax.jit(self._pure_predict)
+
+    # ------------------------------------------------------------------ pure functions
+
+    def _pure_step(self, params, state, optim_arrays, optim_scalars, X, y, key, iteration):
+        self.traces["step"] += 1
+        step_key = jax.random.fold_in(key, iteration)
+        loss, grads, new_state = self.model.functional_loss(params, state, X, y, key=step_key)
+        new_params, new_arrays, changed_scalars = {}, {}, {}
+        for name, w in params.items():
+            scalars = optim_scalars[name]
+            config = {**scalars, **optim_arrays[name]}
+            new_params[name], config = self.update(w, grads[name], config)
+            new_arrays[name] = {k: config[k] for k in optim_arrays[name]}
+            # Only the scalars the rule changed (Adam's t) come back to the host: an
+            # untouched one is still the very tracer that went in.
+            changed_scalars[name] = {k: config[k] for k in scalars if config[k] is not scalars[k]}
+        finite = jnp.stack(
+            [jnp.isfinite(loss)] + [jnp.all(jnp.isfinite(w)) for w in new_params.values()]
+        )
+        return loss, finite, changed_scalars, new_params, new_state, new_arrays
+
+    def _pure_predict(self, params, state, X):
+        self.traces["predict"] += 1
+        return jnp.argmax(self.model.functional_loss(params, state, X), axis=1)
+
+    # ------------------------------------------------------------------ host side
+
+    def step(
+        self,
+        params: dict[str, Any],
+        state: dict[str, Any],
+        optim_configs: dict[str, dict[str, Any]],
+        X: Any,
+        y: Any,
+        key: Any,
+        iteration: int,
+    ) -> tuple[float, dict[str, bool], dict, dict, dict]:
+        """Run one step; read back, in one transfer, what the host needs.
+
+        Parameters
+        ----------
+        params, state : dicts of arrays
+        optim_configs : dict of dict
+            Per parameter, as :func:`xpnn.optim.init_config` gives it: Python numbers
+            (hyperparameters, Adam's ``t``) and arrays (the rule's state).
+        X, y : arrays
+            The minibatch, on the parameters' device.
+        key : JAX random key
+            The run's base key; the step's own is ``fold_in(key, iteration)``.
+        iteration : int
+
+        Returns
+        -------
+        loss : float
+        finite : dict of str to bool
+            ``'loss'`` and each parameter: whether it is finite.
+        new_params, new_state, new_optim_configs : dicts
+            Not yet committed anywhere.
+        """
+        arrays = {
+            n: {k: v for k, v in c.items() if not _is_scalar(v)} for n, c in optim_configs.items()
+        }
+        scalars = {
+            n: {k: v for k, v in c.items() if _is_scalar(v)} for n, c in optim_configs.items()
+        }
+        loss, finite, changed, new_params, new_state, new_arrays = self._step(
+            params, state, arrays, scalars, X, y, key, iteration
+        )
+        loss, finite, changed = jax.device_get((loss, finite, changed))
+        new_configs = {}
+        for name in optim_configs:
+            config = {**scalars[name], **new_arrays[name]}
+            for k, value in changed[name].items():
+                config[k] = type(scalars[name][k])(value.item())
+            new_configs[name] = config
+        flags = dict(zip(["loss", *params], (bool(f) for f in finite), strict=True))
+        return float(loss), flags, new_params, new_state, new_configs
+
+    def predict(self, params: dict[str, Any], state: dict[str, Any], X: Any) -> Any:
+        """The predicted classes (N,) of the test-mode scores, on the device."""
+        return self._predict(params, state, X)
+
+
+def _is_scalar(value: Any) -> bool:
+    """A Python (or NumPy) number: a hyperparameter or a step count, kept on the host."""
+    return isinstance(value, numbers.Number)
