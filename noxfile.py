@@ -91,6 +91,14 @@ def docs(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Conv benchmarks against the naive loops and PyTorch CPU (not a test)."""
-    session.install(".", TORCH)
-    session.run("python", "benchmarks/bench_conv.py", *session.posargs)
+    """``xpnn bench`` on NumPy and JAX, into benchmarks/RESULTS.md (not a test; minutes).
+
+    ``nox -s bench -- --quick`` times fewer loops (and writes no plot).
+    """
+    session.install(".[bench,jax]", TORCH)
+    quick = "--quick" in session.posargs
+    plot = [] if quick else ["--plot", "docs/_static/bench_scaling.png"]
+    session.run("xpnn", "bench", "--out", "benchmarks/RESULTS.md", *plot, *session.posargs)
+    session.run(
+        "xpnn", "bench", "--backend", "jax", "--out", "benchmarks/RESULTS.md", *session.posargs
+    )

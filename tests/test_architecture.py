@@ -34,10 +34,12 @@ RANKS = [
     ("xpnn.layer_utils", 5),
     ("xpnn.classifiers", 6),
     ("xpnn.solver", 6),
+    ("xpnn._compiled_step", 5),  # the Solver's jax.jit step (imports only jax)
     ("xpnn.gradcheck", 7),
     ("xpnn.torch", 7),  # the PyTorch bridge: autograd functions and nn modules over layers
     ("xpnn.jax", 7),  # the JAX bridge: layers as jax.custom_vjp functions
     ("xpnn.cs231n", 8),
+    ("xpnn.bench", 8),  # timings of layers and models against PyTorch / jax.lax
     ("xpnn.cli", 10),
     ("xpnn.__main__", 11),
     ("xpnn", 9),  # the package's __init__: the public API

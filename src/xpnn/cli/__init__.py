@@ -1,4 +1,4 @@
-"""The ``xpnn`` command: ``train`` (the main one), ``gradcheck`` and ``download``.
+"""The ``xpnn`` command: ``train`` (the main one), ``gradcheck``, ``download`` and ``bench``.
 
 Each subcommand lives in its own module with an ``add_parser(commands)`` that registers
 its arguments and a ``run(args) -> int`` that returns the exit status: 0 on success, 1
@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from . import download, gradcheck, train
+from . import bench, download, gradcheck, train
 
 __all__ = ["main"]
 
@@ -27,7 +27,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"xpnn {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    for module in (train, gradcheck, download):
+    for module in (train, gradcheck, download, bench):
         module.add_parser(commands)
     return parser
 

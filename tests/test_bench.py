@@ -1,0 +1,106 @@
+"""``xpnn bench``: the timing loops, the results file, the command line. No time is asserted."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xpnn import bench
+from xpnn.bench import _timing
+from xpnn.bench.cases import Case, torch_conv, xpnn_conv
+from xpnn.cli import main
+
+
+def test_each_side_runs_in_its_own_loops_and_the_pair_is_repeated(monkeypatch):
+    calls = []
+    clock = iter(np.arange(0.0, 1e4, 0.01))
+    monkeypatch.setattr(_timing.time, "perf_counter", lambda: next(clock))
+    ours, ref = _timing.time_pair(
+        lambda: calls.append("ours"),
+        lambda: calls.append("ref"),
+        lambda r: r,
+        pairs=2,
+        repeat=3,
+        min_loop_seconds=0.0,
+    )
+    # warm-up + calibration + 3 loops of 1 call, per side, per pair; never interleaved
+    assert calls == ["ours"] * 5 + ["ref"] * 5 + ["ours"] * 5 + ["ref"] * 5
+    assert ours > 0 and ref > 0
+
+
+def test_the_loop_is_long_enough_for_the_clock():
+    count = []
+    per_call = _timing.time_per_call(lambda: count.append(1), lambda r: r, repeat=2,
+                                     min_loop_seconds=0.01)  # fmt: skip
+    assert len(count) > 10 and 0 < per_call < 0.01
+
+
+def _fake_results():
+    case = Case("conv fwd+bwd", "x(1,1,2,2)", "float32", "ref", None, None, None, None, 2.0)
+    other = Case("step", "tiny", "float64", "ref", None, None, None, None)
+    return bench.Results(
+        "numpy",
+        quick=True,
+        rows=[bench.Row(case, 3e-3, 1e-3), bench.Row(other, 1e-3, 1e-3)],
+    )
+
+
+def test_report_marks_each_target(tmp_path):
+    lines = bench.report(_fake_results())
+    table = [line for line in lines if line.startswith("| conv") or line.startswith("| step")]
+    assert "| 3.00 | <= 2 | **no** |" in table[0]
+    assert table[1].endswith("| 1.00 |  |  |")
+    assert any("BLAS" in line for line in lines)
+
+
+def test_a_run_replaces_only_its_backends_section(tmp_path):
+    path = tmp_path / "RESULTS.md"
+    results = _fake_results()
+    bench.write_section(path, results)
+    results.backend = "jax"
+    bench.write_section(path, results)
+    results.backend = "numpy"
+    results.rows[0].ours = 1e-3
+    bench.write_section(path, results)
+    text = path.read_text()
+    assert text.count("<!-- bench:numpy -->") == 1 and text.count("<!-- bench:jax -->") == 1
+    numpy_section = text.split("<!-- bench:numpy -->")[1].split("<!-- /bench:numpy -->")[0]
+    jax_section = text.split("<!-- bench:jax -->")[1]
+    assert "| 1.00 | <= 2 | yes |" in numpy_section
+    assert "| 3.00 | <= 2 | **no** |" in jax_section
+
+
+def test_both_sides_of_the_conv_case_compute_the_same_gradient():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    x, w, b = rng.standard_normal((2, 3, 5, 5)), rng.standard_normal((4, 3, 3, 3)), np.ones(4)
+    param = {"stride": 2, "pad": 1}
+    dout = rng.standard_normal((2, 4, 3, 3))
+    ours = xpnn_conv(x, w, b, param, dout)()
+    theirs = torch_conv(x, w, b, param, dout)()
+    np.testing.assert_allclose(ours[0], theirs.numpy(), rtol=1e-12, atol=1e-12)
+    assert isinstance(theirs, torch.Tensor)
+
+
+def test_cli_refuses_a_plot_without_the_scaling_runs(capsys):
+    pytest.importorskip("torch")
+    assert main(["bench", "--quick", "--plot", "x.png"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--plot needs the scaling runs" in err
+
+
+def test_cli_runs_and_writes_the_table(tmp_path, monkeypatch, capsys):
+    calls = []
+
+    def fake_run(backend, *, quick, progress):
+        calls.append((backend, quick))
+        return _fake_results()
+
+    monkeypatch.setattr(bench, "run", fake_run)
+    if pytest.importorskip("torch") is None:  # pragma: no cover
+        return
+    out = tmp_path / "RESULTS.md"
+    assert main(["bench", "--quick", "--out", str(out)]) == 0
+    assert calls == [("numpy", True)]
+    assert "<!-- bench:numpy -->" in out.read_text()
+    assert "| conv fwd+bwd |" in capsys.readouterr().out
