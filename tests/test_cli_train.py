@@ -161,7 +161,8 @@ def test_ctrl_c_is_one_line_and_status_130(capsys, monkeypatch):
 def test_framework_torch_trains_the_notebook_convnet(tmp_path, capsys):
     pytest.importorskip("torch")
     out = tmp_path / "m.json"
-    argv = ["train", "--framework", "torch", "--epochs", "1", "--quiet", "--metrics-out", str(out)]
+    argv = ["train", "--framework", "torch", "--epochs", "1", "--batch-size", "100", "--quiet",
+            "--metrics-out", str(out)]  # fmt: skip
     assert main(argv) == 0
     metrics = _metrics(out)
     assert metrics["framework"] == "torch" and metrics["backend"] == "torch"
@@ -173,7 +174,7 @@ def test_framework_torch_trains_the_notebook_convnet(tmp_path, capsys):
 
 def test_framework_torch_resumes_exactly(tmp_path):
     pytest.importorskip("torch")
-    common = ["train", "--framework", "torch", "--quiet", "--seed", "2", "--batch-size", "200"]
+    common = ["train", "--framework", "torch", "--quiet", "--seed", "2", "--batch-size", "400"]
     straight, resumed = tmp_path / "straight.json", tmp_path / "resumed.json"
     assert main([*common, "--epochs", "2", "--metrics-out", str(straight)]) == 0
     assert main([*common, "--epochs", "1", "--checkpoint-dir", str(tmp_path / "ck")]) == 0

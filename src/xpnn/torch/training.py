@@ -164,7 +164,9 @@ class Trainer:
         self.print_every, self.verbose, self.progress = print_every, verbose, progress
         self.generator = None if seed is None else torch.Generator().manual_seed(seed)
         self.run_info = dict(run_info or {})
-        reference = next(iter(model.parameters()))
+        reference = next(iter(model.parameters()), None)
+        if reference is None:
+            raise ValueError(f"model must have parameters; {type(model).__name__} has none")
         self.device = reference.device
         self.dtype = reference.dtype if reference.is_floating_point() else torch.float32
         self.epoch = 0
