@@ -153,3 +153,84 @@ def test_ctrl_c_is_one_line_and_status_130(capsys, monkeypatch):
     monkeypatch.setattr(xpnn.solver.Solver, "train", interrupted)
     assert main(["train", "--quiet"]) == 130
     assert capsys.readouterr().err.strip() == "xpnn train: interrupted"
+
+
+# --------------------------------------------------------------------------- --framework torch
+
+
+def test_framework_torch_trains_the_notebook_convnet(tmp_path, capsys):
+    pytest.importorskip("torch")
+    out = tmp_path / "m.json"
+    argv = ["train", "--framework", "torch", "--epochs", "1", "--batch-size", "100", "--quiet",
+            "--metrics-out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    metrics = _metrics(out)
+    assert metrics["framework"] == "torch" and metrics["backend"] == "torch"
+    assert metrics["model"] == "three_layer_convnet" and metrics["epochs"] == 1
+    assert len(metrics["val_acc_history"]) == 2 and metrics["val_acc"] > 0.5
+    summary = capsys.readouterr().out.strip().splitlines()[-1]
+    assert summary.startswith("three_layer_convnet on digits (torch framework, cpu): 1 epochs")
+
+
+def test_framework_torch_resumes_exactly(tmp_path):
+    pytest.importorskip("torch")
+    common = ["train", "--framework", "torch", "--quiet", "--seed", "2", "--batch-size", "400"]
+    straight, resumed = tmp_path / "straight.json", tmp_path / "resumed.json"
+    assert main([*common, "--epochs", "2", "--metrics-out", str(straight)]) == 0
+    assert main([*common, "--epochs", "1", "--checkpoint-dir", str(tmp_path / "ck")]) == 0
+    checkpoint = tmp_path / "ck" / "cnn_digits_epoch_1.pt"
+    # no --framework, --seed or --batch-size: the .pt checkpoint gives them
+    assert main(["train", "--quiet", "--epochs", "2", "--resume", str(checkpoint),
+                 "--metrics-out", str(resumed)]) == 0  # fmt: skip
+    a, b = _metrics(straight), _metrics(resumed)
+    assert b["epochs"] == 2 and b["framework"] == "torch"
+    for key in ("loss_history", "train_acc_history", "val_acc_history", "best_val_acc",
+                "test_acc"):  # fmt: skip
+        assert a[key] == b[key], key
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--backend", "jax"], "--framework torch trains on torch tensors"),
+        (["--model", "fcn"], "--model fcn is available with --framework xpnn"),
+        (["--device", "tpu:x"], "--device 'tpu:x' is not a torch device"),
+        (["--resume", "{tmp}/run.npz"], "--framework torch differs from the checkpoint's xpnn"),
+        (["--resume", "{tmp}/run.pt"], "no checkpoint at"),
+    ],
+)
+def test_framework_torch_mistakes_get_one_line_and_status_2(tmp_path, capsys, argv, message):
+    pytest.importorskip("torch")
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    assert main(["train", "--framework", "torch", "--quiet", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("xpnn train: ") and message in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_framework_torch_without_torch_says_how_to_install(capsys, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_torch(name, *args, **kwargs):
+        if name.split(".")[0] == "torch":
+            raise ImportError("No module named 'torch'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_torch)
+    assert main(["train", "--quiet", "--framework", "torch"]) == 2
+    err = capsys.readouterr().err
+    assert "--framework torch needs the 'torch' package" in err and "pip install" in err
+
+
+def test_the_numpy_path_never_imports_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from xpnn.cli import main; main(['train', '--model', 'fcn', '--epochs', "
+        "'1', '--quiet']); print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False"

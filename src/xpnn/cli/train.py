@@ -1,7 +1,9 @@
 """``xpnn train``: train a model from the command line, with progress and checkpoints.
 
 With no arguments it trains ``ThreeLayerConvNet`` on the offline 8x8 digits with the NumPy
-backend and prints a one-line summary.
+backend and prints a one-line summary. ``--framework torch`` trains the CS231n PyTorch
+notebook's three-layer convnet, built from ``xpnn.torch.nn``, with ``torch.optim``
+instead (:mod:`xpnn.cli.train_torch`, imported only then).
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ import numpy as np
 from .._backend import BACKENDS
 from .._io import write_atomically
 from ..solver import UPDATE_RULES
+
+#: Values of ``--framework``: xpnn's own Solver, or torch.nn modules and torch.optim.
+FRAMEWORKS = ("xpnn", "torch")
 
 #: Hyperparameters of the default runs, per (model, dataset).
 DEFAULTS = {
@@ -47,6 +52,12 @@ def add_parser(commands: Any) -> None:
         "--data-dir",
         default=None,
         help="directory holding cifar-10-batches-py (default: $XPNN_DATA_DIR, else ~/.cache/xpnn)",
+    )
+    parser.add_argument(
+        "--framework",
+        choices=FRAMEWORKS,
+        help="xpnn: xpnn's Solver and optim on --backend (the default); torch: the PyTorch "
+        "notebook's three-layer convnet from xpnn.torch.nn, trained with torch.optim",
     )
     parser.add_argument("--backend", choices=BACKENDS, default="numpy")
     parser.add_argument(
@@ -106,8 +117,6 @@ class UsageError(Exception):
 
 def _train(args: argparse.Namespace) -> int:
     from .. import data as datasets
-    from .._backend import get_namespace
-    from ..solver import Solver
 
     settings = _settings(args)
     epochs = settings["epochs"]
@@ -118,17 +127,16 @@ def _train(args: argparse.Namespace) -> int:
             )
     if not settings["lr"] > 0:
         raise UsageError(f"--lr must be positive; got {settings['lr']}")
+    torch_device = None
+    if settings["framework"] == "torch":
+        from . import train_torch
+
+        torch_device = train_torch.check_args(args, settings)
     if args.plot is not None:
         _require_matplotlib()
     _check_outputs(args)
-    try:
-        get_namespace(args.backend)  # fails now, with the install hint, if it is missing
-    except RuntimeError as err:  # CuPy without a CUDA device
-        raise UsageError(str(err)) from None
-    if args.backend == "jax":
-        import jax
-
-        jax.config.update("jax_enable_x64", True)
+    if settings["framework"] == "xpnn":
+        _require_backend(args.backend)
 
     if settings["dataset"] == "digits":
         data = datasets.load_digits(seed=settings["seed"])
@@ -137,27 +145,19 @@ def _train(args: argparse.Namespace) -> int:
     # The models are float32: give them float32 images (as the assignment's
     # FullyConnectedNet does), rather than promote every layer to float64.
     data = {k: v.astype(np.float32) if k.startswith("X_") else v for k, v in data.items()}
-    model = _model(
-        settings["model"], data["X_train"].shape[1:], args.backend, args.device, settings["seed"]
-    )
     checkpoint_name = None
     if args.checkpoint_dir is not None:
         checkpoint_name = str(args.checkpoint_dir / f"{settings['model']}_{settings['dataset']}")
-    solver = Solver(
-        model,
-        data,
-        update_rule=settings["update_rule"],
-        optim_config={"learning_rate": settings["lr"]},
-        lr_decay=0.95,
-        batch_size=settings["batch_size"],
-        num_epochs=epochs,
-        num_train_samples=1000,
-        checkpoint_name=checkpoint_name,
-        print_every=50,
-        verbose=not args.quiet,
-        seed=settings["seed"],
-        run_info={k: settings[k] for k in _RUN_KEYS},
-    )
+    run_info = {k: settings[k] for k in _RUN_KEYS}
+    if settings["framework"] == "torch":
+        solver, model_name = train_torch.make_trainer(
+            settings, data, torch_device, checkpoint_name=checkpoint_name, quiet=args.quiet,
+            run_info=run_info,
+        )  # fmt: skip
+        backend, where = "torch", f"torch framework, {torch_device}"
+    else:
+        solver, model_name = _solver(args, settings, data, checkpoint_name, run_info)
+        backend = where = args.backend
     if args.resume is not None:
         solver.load_checkpoint(args.resume)
         if solver.epoch >= epochs:
@@ -171,9 +171,10 @@ def _train(args: argparse.Namespace) -> int:
     val_acc = solver.check_accuracy(data["X_val"], data["y_val"])
     test_acc = solver.check_accuracy(data["X_test"], data["y_test"])
     metrics = {
-        "model": type(model).__name__,
+        "model": model_name,
         "dataset": settings["dataset"],
-        "backend": args.backend,
+        "framework": settings["framework"],
+        "backend": backend,
         "epochs": solver.epoch,
         "seconds": round(seconds, 3),
         "loss_history": solver.loss_history,
@@ -184,7 +185,7 @@ def _train(args: argparse.Namespace) -> int:
         "test_acc": test_acc,
     }
     print(
-        f"{metrics['model']} on {settings['dataset']} ({args.backend}): {solver.epoch} epochs "
+        f"{model_name} on {settings['dataset']} ({where}): {solver.epoch} epochs "
         f"in {seconds:.1f} s, best val acc {solver.best_val_acc:.3f}, val acc {val_acc:.3f}, "
         f"test acc {test_acc:.3f}"
     )
@@ -196,6 +197,50 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _require_backend(backend: str) -> None:
+    from .._backend import get_namespace
+
+    try:
+        get_namespace(backend)  # fails now, with the install hint, if it is missing
+    except RuntimeError as err:  # CuPy without a CUDA device
+        raise UsageError(str(err)) from None
+    if backend == "jax":
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+
+
+def _solver(
+    args: argparse.Namespace,
+    settings: dict[str, Any],
+    data: dict[str, Any],
+    checkpoint_name: str | None,
+    run_info: dict[str, Any],
+) -> tuple[Any, str]:
+    """The Solver of an ``--framework xpnn`` run, and its model's name."""
+    from ..solver import Solver
+
+    model = _model(
+        settings["model"], data["X_train"].shape[1:], args.backend, args.device, settings["seed"]
+    )
+    solver = Solver(
+        model,
+        data,
+        update_rule=settings["update_rule"],
+        optim_config={"learning_rate": settings["lr"]},
+        lr_decay=0.95,
+        batch_size=settings["batch_size"],
+        num_epochs=settings["epochs"],
+        num_train_samples=1000,
+        checkpoint_name=checkpoint_name,
+        print_every=50,
+        verbose=not args.quiet,
+        seed=settings["seed"],
+        run_info=run_info,
+    )
+    return solver, type(model).__name__
+
+
 #: Settings a checkpoint records, so that a resumed run continues the same training.
 _RUN_KEYS = ("model", "dataset", "seed", "update_rule", "batch_size", "lr")
 
@@ -204,11 +249,13 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
     """The run's settings: the command line's, the checkpoint's when resuming, else defaults.
 
     A resumed run takes model, dataset, seed, update rule, batch size and learning rate
-    from the checkpoint (the seed also chose the data split); giving a different value is
-    an error rather than a silently different run.
+    from the checkpoint (the seed also chose the data split), and the framework from its
+    kind (``.pt``: torch, else xpnn); giving a different value is an error rather than a
+    silently different run.
     """
     from ..solver import Solver
 
+    framework = args.framework or "xpnn"
     given = {
         "model": args.model,
         "dataset": args.dataset,
@@ -218,7 +265,18 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         "lr": args.lr,
     }
     if args.resume is not None:
-        recorded = Solver.checkpoint_info(args.resume).get("run_info", {})
+        framework = "torch" if args.resume.suffix == ".pt" else "xpnn"
+        if args.framework is not None and args.framework != framework:
+            raise UsageError(
+                f"--framework {args.framework} differs from the checkpoint's {framework} "
+                f"({args.resume.name}); leave --framework out to continue that run"
+            )
+        if framework == "torch":
+            from . import train_torch
+
+            recorded = train_torch.read_run_info(args.resume)
+        else:
+            recorded = Solver.checkpoint_info(args.resume).get("run_info", {})
         missing = [k for k in _RUN_KEYS if k not in recorded]
         if missing:
             raise UsageError(
@@ -242,6 +300,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         if given[key] is None:
             given[key] = defaults[key]
     given["epochs"] = args.epochs if args.epochs is not None else defaults["epochs"]
+    given["framework"] = framework
     return given
 
 
@@ -258,7 +317,9 @@ def _check_outputs(args: argparse.Namespace) -> None:
     if args.checkpoint_dir.exists() and not args.checkpoint_dir.is_dir():
         raise UsageError(f"--checkpoint-dir {args.checkpoint_dir} is a file, not a directory")
     _require_writable_dir("--checkpoint-dir", args.checkpoint_dir)
-    existing = sorted(args.checkpoint_dir.glob("*_epoch_*.npz"))
+    existing = sorted(
+        p for suffix in ("npz", "pt") for p in args.checkpoint_dir.glob(f"*_epoch_*.{suffix}")
+    )
     resuming_here = args.resume is not None and any(
         p.resolve() == args.resume.resolve() for p in existing
     )

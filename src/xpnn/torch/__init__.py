@@ -7,10 +7,13 @@ and ``gradcheck`` run on xpnn's derivations. :mod:`xpnn.torch.nn` builds ``torch
 modules on them with ``torch.nn``'s constructor arguments, parameter and buffer names,
 initialisation and conventions, so a ``torch.nn`` model's ``state_dict`` loads into its
 xpnn twin and back. Tensors stay on their device and in their dtype.
+:mod:`xpnn.torch.models` builds the CS231n PyTorch notebook's convnets from either
+namespace, and :mod:`xpnn.torch.training` trains a model with ``torch.optim`` the way
+xpnn's ``Solver`` does (``xpnn train --framework torch``).
 
 This package imports ``torch``; ``import xpnn`` does not import it.
 """
 
-from . import functional, nn
+from . import functional, models, nn, training
 
-__all__ = ["functional", "nn"]
+__all__ = ["functional", "models", "nn", "training"]
