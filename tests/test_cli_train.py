@@ -13,8 +13,10 @@ def _metrics(path):
     return json.loads(path.read_text())
 
 
-def test_train_writes_metrics_and_a_summary(bk, tmp_path, capsys):
+def test_train_writes_metrics_and_a_summary(bk, tmp_path, capsys, monkeypatch):
     out = tmp_path / "m.json"
+    monkeypatch.setenv("XPNN_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
     status = main(
         ["train", "--model", "fcn", "--backend", bk.name, "--epochs", "1", "--quiet",
          "--metrics-out", str(out)]
@@ -28,6 +30,12 @@ def test_train_writes_metrics_and_a_summary(bk, tmp_path, capsys):
     assert set(metrics) >= {"loss_history", "train_acc_history", "best_val_acc", "test_acc",
                             "seconds"}  # fmt: skip
     assert printed.out.strip().splitlines()[-1].startswith("FullyConnectedNet on digits")
+    if bk.name == "jax":  # the compiled step is kept for the next run (unless JAX's cache was
+        import jax  # configured before, by another test of this process)
+
+        cache = tmp_path / "data" / "jax-compilation-cache"
+        assert jax.config.jax_compilation_cache_dir is not None
+        assert cache.is_dir() or jax.config.jax_compilation_cache_dir != str(cache)
 
 
 def test_resume_continues_to_the_total_epochs(tmp_path, capsys):

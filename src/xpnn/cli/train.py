@@ -208,6 +208,25 @@ def _require_backend(backend: str) -> None:
         import jax
 
         jax.config.update("jax_enable_x64", True)
+        _use_compilation_cache(jax)
+
+
+def _use_compilation_cache(jax: Any) -> None:
+    """Keep compiled training steps on disk, so that the next run skips the compilation.
+
+    JAX's persistent compilation cache, in ``jax-compilation-cache`` under the data
+    directory (``$XPNN_DATA_DIR``, else ``~/.cache/xpnn``), unless the user chose a cache
+    of their own (``JAX_COMPILATION_CACHE_DIR``).
+    """
+    from ..data import default_data_dir
+
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR") or jax.config.jax_compilation_cache_dir:
+        return
+    jax.config.update(
+        "jax_compilation_cache_dir", str(default_data_dir() / "jax-compilation-cache")
+    )
+    # The digits' steps compile in about a second: below JAX's default threshold.
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
 
 
 def _solver(
