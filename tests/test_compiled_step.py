@@ -33,7 +33,7 @@ def _images(n_train=60, n_val=20, seed=0):
     return {k: v.reshape(-1, 1, 8, 8) if k.startswith("X") else v for k, v in data.items()}
 
 
-def _fcn(backend, normalization="batchnorm", keep=1.0, seed=0):
+def _fcn(backend, normalization="batchnorm", keep=1.0, seed=0, device=None):
     np.random.seed(seed)  # noqa: NPY002  (the assignment draws FullyConnectedNet's weights there)
     return FullyConnectedNet(
         [12, 10],
@@ -45,6 +45,7 @@ def _fcn(backend, normalization="batchnorm", keep=1.0, seed=0):
         weight_scale=0.2,
         dtype="float64",
         backend=backend,
+        device=device,
     )
 
 
@@ -78,7 +79,7 @@ def _close(a, b, what, rtol=1e-10):
 @pytest.mark.parametrize("normalization", [None, "batchnorm", "layernorm"])
 def test_functional_loss_is_loss_without_touching_the_model(bk, normalization):
     data = _data()
-    model = _fcn(bk.name, normalization)
+    model = _fcn(bk.name, normalization, device=bk.device)
     X, y = bk.asarray(data["X_train"][:20]), bk.asarray(data["y_train"][:20])
     params, state = dict(model.params), model.state
     bn_before = [dict(p) for p in model.bn_params]
@@ -102,7 +103,7 @@ def test_functional_loss_is_loss_without_touching_the_model(bk, normalization):
 
 
 def test_state_starts_as_zeros_and_load_state_checks_its_keys(bk):
-    model = _fcn(bk.name)
+    model = _fcn(bk.name, device=bk.device)
     assert all(float(np.max(np.abs(to_numpy(v)))) == 0 for v in model.state.values())
     state = {k: v + 1 for k, v in model.state.items()}
     model.load_state(state)
@@ -116,7 +117,7 @@ def test_state_starts_as_zeros_and_load_state_checks_its_keys(bk):
 def test_a_key_on_another_backend_is_refused(bk):
     if bk.name == "jax":
         pytest.skip("the key is JAX's own")
-    model = _fcn(bk.name, keep=0.5)
+    model = _fcn(bk.name, keep=0.5, device=bk.device)
     X, y = bk.asarray(np.ones((4, 16))), bk.asarray(np.zeros(4, dtype=np.int64))
     with pytest.raises(TypeError, match="JAX random key"):
         model.functional_loss(model.params, model.state, X, y, key=object())

@@ -49,7 +49,13 @@ def _check_seed(seed: Any) -> None:
 
 
 def _require_jax_key(key: Any) -> None:
-    import jax
+    try:
+        import jax
+    except ImportError:
+        raise TypeError(
+            f"key must be a JAX random key from jax.random.key(seed), and JAX is not "
+            f"installed; got {type(key).__name__}"
+        ) from None
 
     if not (isinstance(key, jax.Array) and jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)):
         described = type(key).__name__ + (
@@ -74,9 +80,9 @@ def fold_in(key: Any, data: Any) -> Any:
     -------
     JAX random key
     """
+    _require_jax_key(key)
     import jax
 
-    _require_jax_key(key)
     return jax.random.fold_in(key, data)
 
 
