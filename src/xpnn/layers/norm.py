@@ -68,21 +68,69 @@ def _eps(params: Any, dict_name: str) -> float:
 
 
 def _normalize(xp: Any, x: Any, axis: tuple[int, ...], eps: float) -> tuple[Any, ...]:
-    """``(xhat, mu, var, inv_std)``, statistics over ``axis`` (kept as size-1 axes)."""
+    """``(xhat, mu, var, inv_std)``, statistics over ``axis`` (kept as size-1 axes).
+
+    Three passes over ``x``-sized data besides the reductions: ``x - mu`` (a new array,
+    then scaled in place into ``xhat``) and one temporary for the variance.
+    """
     mu = xp.mean(x, axis=axis, keepdims=True)
-    var = xp.var(x, axis=axis, keepdims=True)
+    xhat = x - mu
+    var = xp.mean(xhat * xhat, axis=axis, keepdims=True)
     inv_std = 1 / xp.sqrt(var + eps)
-    return (x - mu) * inv_std, mu, var, inv_std
+    xhat *= inv_std  # our own new array: scaled in place (JAX rebinds instead)
+    return xhat, mu, var, inv_std
+
+
+def _scale_shift(xp: Any, xhat: Any, gamma: Any, beta: Any) -> Any:
+    """``gamma * xhat + beta`` as one new array (the shift added in place)."""
+    out = xhat * gamma
+    out += beta
+    return out
+
+
+def _batchnorm_backward_closed_form(
+    xp: Any, dout: Any, xhat: Any, gamma: Any, inv_std: Any, axis: tuple[int, ...]
+) -> tuple[Any, Any, Any]:
+    """``(dx, dgamma, dbeta)`` of ``out = gamma * xhat + beta`` in train mode, ``gamma``
+    constant along the normalized ``axis`` (batch norm, spatial batch norm).
+
+    The closed form with ``dxhat = dout * gamma`` folded in: along ``axis``,
+    ``sum(dxhat) = gamma * dbeta`` and ``sum(dxhat * xhat) = gamma * dgamma``, so::
+
+        dx = gamma * inv_std * (dout - (dbeta + xhat * dgamma) / m)
+
+    and ``dxhat`` is never formed: two reductions, one temporary and one new array.
+    ``dgamma`` and ``dbeta`` keep size-1 axes.
+    """
+    m = 1
+    for a in axis:
+        m *= dout.shape[a]
+    dbeta = xp.sum(dout, axis=axis, keepdims=True)
+    dgamma = xp.sum(dout * xhat, axis=axis, keepdims=True)
+    scale = gamma * inv_std
+    dx = dout * scale
+    correction = xhat * (scale * dgamma / m)
+    dx -= correction
+    dx -= scale * dbeta / m
+    return dx, dgamma, dbeta
 
 
 def _normalize_backward(xp: Any, dxhat: Any, xhat: Any, inv_std: Any, axis: tuple[int, ...]):
-    """Gradient through ``xhat = (x - mean) / std`` (statistics over ``axis``): the closed form."""
+    """Gradient through ``xhat = (x - mean) / std`` (statistics over ``axis``): the closed form.
+
+    ``dx = inv_std * (dxhat - (sum(dxhat) + xhat * sum(dxhat * xhat)) / m)``, built as one
+    new array and one temporary.
+    """
     m = 1
     for a in axis:
         m *= dxhat.shape[a]
     sum_dxhat = xp.sum(dxhat, axis=axis, keepdims=True)
     sum_dxhat_xhat = xp.sum(dxhat * xhat, axis=axis, keepdims=True)
-    return (inv_std / m) * (m * dxhat - sum_dxhat - xhat * sum_dxhat_xhat)
+    dx = dxhat * inv_std
+    correction = xhat * (inv_std * sum_dxhat_xhat / m)
+    dx -= correction
+    dx -= inv_std * sum_dxhat / m
+    return dx
 
 
 def _check_affine_params(gamma: Any, beta: Any, shape: tuple[int, ...], what: str) -> None:
@@ -208,30 +256,45 @@ def batchnorm_forward(x: Any, gamma: Any, beta: Any, bn_param: dict) -> tuple[An
         For :func:`batchnorm_backward` and :func:`batchnorm_backward_alt`.
     """
     xp, (x, gamma, beta), dtypes = floating_inputs(x=x, gamma=gamma, beta=beta)
-    mode = _bn_mode(bn_param)
+    _bn_mode(bn_param)
     require_ndim("x", x, 2, "(N, D)")
     _check_affine_params(gamma, beta, (x.shape[1],), "one value per feature of x")
+    out, xhat, mu, inv_std, mode = _batchnorm(xp, x, gamma, beta, bn_param, (0,))
+    return out, BatchnormCache(mode, x, xhat, mu, inv_std, gamma, dtypes)
+
+
+def _batchnorm(
+    xp: Any, x: Any, gamma: Any, beta: Any, bn_param: dict, axis: tuple[int, ...]
+) -> tuple[Any, Any, Any, Any, str]:
+    """Batch norm of ``x`` over ``axis`` (one statistic per index of axis 1), the running
+    averages of ``bn_param`` used (test) or updated (train).
+
+    Returns ``(out, xhat, mu, inv_std, mode)``, the statistics broadcastable against ``x``.
+    """
+    mode = _bn_mode(bn_param)
     eps = _eps(bn_param, "bn_param")
     momentum = real_param(bn_param.get("momentum", 0.9), "bn_param['momentum']")
     running_mean, mean_dtype = _running_stat(xp, bn_param, "running_mean", x)
     running_var, var_dtype = _running_stat(xp, bn_param, "running_var", x)
     if mode == "test":
         _warn_missing_running_stats(bn_param)
-
+    channels = x.shape[1]
+    broadcast = (1, channels) + (1,) * (x.ndim - 2)
     if mode == "train":
         if x.shape[0] < 1:
             raise ValueError("x must hold at least one example in train mode; got N = 0")
-        xhat, mu, var, inv_std = _normalize(xp, x, (0,), eps)
-        new_mean = momentum * running_mean + (1 - momentum) * mu[0, ...]
-        new_var = momentum * running_var + (1 - momentum) * var[0, ...]
+        xhat, mu, var, inv_std = _normalize(xp, x, axis, eps)
+        new_mean = momentum * running_mean + (1 - momentum) * xp.reshape(mu, (channels,))
+        new_var = momentum * running_var + (1 - momentum) * xp.reshape(var, (channels,))
         bn_param["running_mean"] = cast(xp, new_mean, mean_dtype)
         bn_param["running_var"] = cast(xp, new_var, var_dtype)
     else:
-        inv_std = 1 / xp.sqrt(running_var + eps)[None, :]
-        mu = running_mean[None, :]
-        xhat = (x - mu) * inv_std
-    out = gamma * xhat + beta
-    return out, BatchnormCache(mode, x, xhat, mu, inv_std, gamma, dtypes)
+        inv_std = xp.reshape(1 / xp.sqrt(running_var + eps), broadcast)
+        mu = xp.reshape(running_mean, broadcast)
+        xhat = x - mu
+        xhat *= inv_std
+    out = _scale_shift(xp, xhat, xp.reshape(gamma, broadcast), xp.reshape(beta, broadcast))
+    return out, xhat, mu, inv_std, mode
 
 
 def _scale_shift_backward(dout: Any, xhat: Any, gamma: Any) -> tuple[Any, ...]:
@@ -297,25 +360,26 @@ def batchnorm_backward_alt(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
         Each in the dtype of its argument.
     """
     mode, _, xhat, _, inv_std, gamma, dtypes = require_cache(cache, BatchnormCache)
-    xp, dxhat, dgamma, dbeta = _scale_shift_backward(dout, xhat, gamma)
-    if mode == "test":
-        dx = dxhat * inv_std
-    else:
-        dx = _normalize_backward(xp, dxhat, xhat, inv_std, (0,))
+    xp, dout = upstream(dout, xhat, tuple(xhat.shape))
+    dx, dgamma, dbeta = _batchnorm_backward(xp, dout, xhat, gamma, inv_std, mode, (0,))
     return in_argument_dtypes(xp, (dx, dgamma, dbeta), dtypes)
 
 
+def _batchnorm_backward(
+    xp: Any, dout: Any, xhat: Any, gamma: Any, inv_std: Any, mode: str, axis: tuple[int, ...]
+) -> tuple[Any, Any, Any]:
+    """``(dx, dgamma, dbeta)`` of :func:`_batchnorm`; the parameter gradients of shape (C,)."""
+    channels = xhat.shape[1]
+    gamma_b = xp.reshape(gamma, (1, channels) + (1,) * (xhat.ndim - 2))
+    if mode == "test":  # the statistics are constants
+        dbeta = xp.sum(dout, axis=axis)
+        dgamma = xp.sum(dout * xhat, axis=axis)
+        return dout * (gamma_b * inv_std), dgamma, dbeta
+    dx, dgamma, dbeta = _batchnorm_backward_closed_form(xp, dout, xhat, gamma_b, inv_std, axis)
+    return dx, xp.reshape(dgamma, (channels,)), xp.reshape(dbeta, (channels,))
+
+
 # --------------------------------------------------------------------------- spatial batch norm
-
-
-def _channels_last_2d(xp: Any, x: Any) -> Any:
-    n, c, h, w = x.shape
-    return xp.reshape(xp.permute_dims(x, (0, 2, 3, 1)), (n * h * w, c))
-
-
-def _channels_first_4d(xp: Any, y: Any, shape: tuple[int, ...]) -> Any:
-    n, c, h, w = shape
-    return xp.permute_dims(xp.reshape(y, (n, h, w, c)), (0, 3, 1, 2))
 
 
 def spatial_batchnorm_forward(
@@ -323,7 +387,8 @@ def spatial_batchnorm_forward(
 ) -> tuple[Any, SpatialBatchnormCache]:
     """Spatial batch normalization forward pass: one statistic per channel over N, H, W.
 
-    Reuses :func:`batchnorm_forward` on ``x`` viewed as ``(N*H*W, C)``.
+    The computation of :func:`batchnorm_forward`, with the statistics taken over axes
+    0, 2 and 3 of ``x`` where it lies (no channels-last copy).
 
     Parameters
     ----------
@@ -339,11 +404,12 @@ def spatial_batchnorm_forward(
         For :func:`spatial_batchnorm_backward`.
     """
     xp, (x, gamma, beta), dtypes = floating_inputs(x=x, gamma=gamma, beta=beta)
+    _bn_mode(bn_param)
     require_ndim("x", x, 4, "(N, C, H, W)")
     _check_affine_params(gamma, beta, (x.shape[1],), "one value per channel of x")
-    out2, bn_cache = batchnorm_forward(_channels_last_2d(xp, x), gamma, beta, bn_param)
-    shape = tuple(x.shape)
-    return _channels_first_4d(xp, out2, shape), SpatialBatchnormCache(shape, bn_cache, dtypes)
+    out, xhat, mu, inv_std, mode = _batchnorm(xp, x, gamma, beta, bn_param, (0, 2, 3))
+    bn_cache = BatchnormCache(mode, x, xhat, mu, inv_std, gamma, dtypes)
+    return out, SpatialBatchnormCache(tuple(x.shape), bn_cache, dtypes)
 
 
 def spatial_batchnorm_backward(dout: Any, cache: SpatialBatchnormCache) -> tuple[Any, Any, Any]:
@@ -362,9 +428,10 @@ def spatial_batchnorm_backward(dout: Any, cache: SpatialBatchnormCache) -> tuple
         Each in the dtype of its argument.
     """
     shape, bn_cache, dtypes = require_cache(cache, SpatialBatchnormCache)
-    xp, dout = upstream(dout, bn_cache.xhat, shape)
-    dx2, dgamma, dbeta = batchnorm_backward_alt(_channels_last_2d(xp, dout), bn_cache)
-    return in_argument_dtypes(xp, (_channels_first_4d(xp, dx2, shape), dgamma, dbeta), dtypes)
+    mode, _, xhat, _, inv_std, gamma, _ = bn_cache
+    xp, dout = upstream(dout, xhat, shape)
+    dx, dgamma, dbeta = _batchnorm_backward(xp, dout, xhat, gamma, inv_std, mode, (0, 2, 3))
+    return in_argument_dtypes(xp, (dx, dgamma, dbeta), dtypes)
 
 
 # --------------------------------------------------------------------------- layer norm
@@ -392,7 +459,7 @@ def layernorm_forward(x: Any, gamma: Any, beta: Any, ln_param: dict) -> tuple[An
     require_ndim("x", x, 2, "(N, D)")
     _check_affine_params(gamma, beta, (x.shape[1],), "one value per feature of x")
     xhat, _, _, inv_std = _normalize(xp, x, (1,), _eps(ln_param, "ln_param"))
-    return gamma * xhat + beta, LayernormCache(xhat, inv_std, gamma, dtypes)
+    return _scale_shift(xp, xhat, gamma, beta), LayernormCache(xhat, inv_std, gamma, dtypes)
 
 
 def layernorm_backward(dout: Any, cache: LayernormCache) -> tuple[Any, Any, Any]:
@@ -473,7 +540,7 @@ def spatial_groupnorm_forward(
     xhat_g, _, _, inv_std = _normalize(xp, grouped, (2,), eps)
     xhat = xp.reshape(xhat_g, (n, c, h, w))
     gamma4 = xp.reshape(gamma, (1, c, 1, 1))
-    out = gamma4 * xhat + xp.reshape(beta, (1, c, 1, 1))
+    out = _scale_shift(xp, xhat, gamma4, xp.reshape(beta, (1, c, 1, 1)))
     return out, GroupnormCache(groups, xhat, inv_std, gamma4, param_shape, dtypes)
 
 
