@@ -155,6 +155,11 @@ def max_pool_forward_fast(x: Any, pool_param: dict) -> tuple[Any, tuple]:
     """
     xp, (x,), dtypes = floating_inputs(x=x)
     ph, pw, stride, h_out, w_out = _pool_geometry(x, pool_param)
+    if _tiles(x, ph, pw, stride, h_out, w_out):
+        # Windows side by side, covering x: one reduction over a (..., ph, ..., pw) view.
+        n, c = x.shape[0], x.shape[1]
+        out = xp.max(xp.reshape(x, (n, c, h_out, ph, w_out, pw)), axis=(3, 5))
+        return out, MaxPoolFastCache(x, pool_param, out, dtypes)
     out = None
     for di in range(ph):
         for dj in range(pw):
@@ -163,11 +168,20 @@ def max_pool_forward_fast(x: Any, pool_param: dict) -> tuple[Any, tuple]:
     return out, MaxPoolFastCache(x, pool_param, out, dtypes)
 
 
+def _tiles(x: Any, ph: int, pw: int, stride: int, h_out: int, w_out: int) -> bool:
+    """Whether the windows lie side by side and cover ``x`` exactly (2x2 stride 2 on an
+    even input, say): each input value is then in exactly one window."""
+    return stride == ph == pw and x.shape[2] == ph * h_out and x.shape[3] == pw * w_out
+
+
 def max_pool_backward_fast(dout: Any, cache: tuple) -> Any:
     """Max-pool backward pass: one masked strided slice-add per window offset.
 
-    Offsets are visited in row-major order; ``claimed`` records the windows whose first
-    maximum has been found, so a tie sends the gradient to the first maximum only.
+    Offsets are visited in row-major order, each taking the upstream gradient of the
+    windows whose maximum it holds and whose gradient has not been taken yet: a tie sends
+    the gradient to the first maximum only. Where windows do not overlap, each offset's
+    slice is set rather than added to, and where they also cover ``x``, ``dx`` needs no
+    zero fill.
 
     Parameters
     ----------
@@ -183,14 +197,16 @@ def max_pool_backward_fast(dout: Any, cache: tuple) -> Any:
     ph, pw, stride, h_out, w_out = _pool_geometry(x, pool_param)
     xp, dout = upstream(dout, x, (x.shape[0], x.shape[1], h_out, w_out))
     zeros = xp.zeros_like(dout)
-    dx = xp.zeros(x.shape, dtype=x.dtype, device=device_of(x))
-    claimed = None
-    for di in range(ph):
-        for dj in range(pw):
-            index = window_offset_slices(di, dj, stride, h_out, w_out)
-            is_max = x[index] == out
-            if claimed is not None:
-                is_max = is_max & ~claimed
-            claimed = is_max if claimed is None else claimed | is_max
-            dx = xpx.at(dx, index).add(xp.where(is_max, dout, zeros))
+    overlap = stride < ph or stride < pw
+    fill = xp.empty if _tiles(x, ph, pw, stride, h_out, w_out) else xp.zeros
+    dx = fill(x.shape, dtype=x.dtype, device=device_of(x))
+    remaining = dout  # the gradient of the windows whose maximum is still to be found
+    offsets = [(di, dj) for di in range(ph) for dj in range(pw)]
+    for k, (di, dj) in enumerate(offsets):
+        index = window_offset_slices(di, dj, stride, h_out, w_out)
+        is_max = x[index] == out
+        grad = xp.where(is_max, remaining, zeros)
+        dx = xpx.at(dx, index).add(grad) if overlap else xpx.at(dx, index).set(grad)
+        if k + 1 < len(offsets):
+            remaining = xp.where(is_max, zeros, remaining)
     return in_argument_dtypes(xp, (dx,), dtypes)[0]
