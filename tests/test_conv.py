@@ -127,3 +127,16 @@ def test_float32_speed_path_matches_float64(bk):
     )
     assert out32.dtype == bk.xp.float32
     np.testing.assert_allclose(xpnn.to_numpy(out32), xpnn.to_numpy(out64), rtol=1e-4, atol=1e-5)
+
+
+def test_input_grad_false_skips_only_dx(bk, rng):
+    x = bk.asarray(rng.standard_normal((3, 2, 6, 6)))
+    w = bk.asarray(rng.standard_normal((4, 2, 3, 3)), dtype="float32")
+    b = bk.asarray(rng.standard_normal(4))
+    out, cache = xpnn.conv_forward_fast(x, w, b, {"stride": 1, "pad": 1})
+    dout = bk.asarray(rng.standard_normal(tuple(out.shape)))
+    _, dw, db = xpnn.conv_backward_fast(dout, cache)
+    none, dw2, db2 = xpnn.conv_backward_fast(dout, cache, input_grad=False)
+    assert none is None and dw2.dtype == w.dtype and db2.dtype == b.dtype
+    np.testing.assert_array_equal(xpnn.to_numpy(dw2), xpnn.to_numpy(dw))
+    np.testing.assert_array_equal(xpnn.to_numpy(db2), xpnn.to_numpy(db))

@@ -126,11 +126,14 @@ def conv_relu_forward(x: Any, w: Any, b: Any, conv_param: dict) -> tuple[Any, An
     return out, ConvReluCache(conv_cache, relu_cache)
 
 
-def conv_relu_backward(dout: Any, cache: Any) -> tuple[Any, Any, Any]:
-    """Backward pass of :func:`conv_relu_forward`; returns ``(dx, dw, db)``."""
+def conv_relu_backward(dout: Any, cache: Any, *, input_grad: bool = True) -> tuple[Any, Any, Any]:
+    """Backward pass of :func:`conv_relu_forward`; returns ``(dx, dw, db)``.
+
+    ``input_grad=False`` skips ``dx`` (None), as :func:`xpnn.conv_backward_fast` does.
+    """
     conv_cache, relu_cache = require_cache(cache, ConvReluCache)
     da = relu_backward(dout, relu_cache)
-    return conv_backward_fast(da, conv_cache)
+    return conv_backward_fast(da, conv_cache, input_grad=input_grad)
 
 
 def conv_relu_pool_forward(
@@ -159,12 +162,17 @@ def conv_relu_pool_forward(
     return out, ConvReluPoolCache(conv_cache, relu_cache, pool_cache)
 
 
-def conv_relu_pool_backward(dout: Any, cache: Any) -> tuple[Any, Any, Any]:
-    """Backward pass of :func:`conv_relu_pool_forward`; returns ``(dx, dw, db)``."""
+def conv_relu_pool_backward(
+    dout: Any, cache: Any, *, input_grad: bool = True
+) -> tuple[Any, Any, Any]:
+    """Backward pass of :func:`conv_relu_pool_forward`; returns ``(dx, dw, db)``.
+
+    ``input_grad=False`` skips ``dx`` (None), as :func:`xpnn.conv_backward_fast` does.
+    """
     conv_cache, relu_cache, pool_cache = require_cache(cache, ConvReluPoolCache)
     ds = max_pool_backward_fast(dout, pool_cache)
     da = relu_backward(ds, relu_cache)
-    return conv_backward_fast(da, conv_cache)
+    return conv_backward_fast(da, conv_cache, input_grad=input_grad)
 
 
 def affine_bn_relu_forward(

@@ -136,5 +136,8 @@ class ThreeLayerConvNet(Classifier):
         grads = {}
         dhidden, grads["W3"], grads["b3"] = affine_backward(dscores, scores_cache)
         dpooled, grads["W2"], grads["b2"] = affine_relu_backward(dhidden, hidden_cache)
-        _, grads["W1"], grads["b1"] = conv_relu_pool_backward(dpooled, conv_cache)
+        # The images need no gradient: skip dx, as autograd frameworks do.
+        _, grads["W1"], grads["b1"] = conv_relu_pool_backward(
+            dpooled, conv_cache, input_grad=False
+        )
         return self._l2(xp, params, loss, grads, ["W1", "W2", "W3"]), grads

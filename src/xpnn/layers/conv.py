@@ -235,7 +235,9 @@ def conv_forward_fast(x: Any, w: Any, b: Any, conv_param: dict) -> tuple[Any, tu
     return out, ConvFastCache(x, w, b, conv_param, cols, dtypes)
 
 
-def conv_backward_fast(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
+def conv_backward_fast(
+    dout: Any, cache: tuple, *, input_grad: bool = True
+) -> tuple[Any, Any, Any]:
     """Convolution backward pass: two matrix multiplies and a col2im by strided slice-adds.
 
     ``dw`` correlates the input with the upstream gradient, ``dx`` is the full
@@ -249,10 +251,13 @@ def conv_backward_fast(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
     dout : array, shape (N, F, H', W')
     cache : ConvFastCache
         From :func:`conv_forward_fast`.
+    input_grad : bool, keyword-only
+        False skips ``dx`` (returned as None): the first layer of a network, whose input
+        needs no gradient, saves a matrix multiply and the col2im.
 
     Returns
     -------
-    dx : array, shape (N, C, H, W)
+    dx : array, shape (N, C, H, W), or None
     dw : array, shape (F, C, HH, WW)
     db : array, shape (F,)
         Each in the dtype of its argument.
@@ -266,6 +271,8 @@ def conv_backward_fast(dout: Any, cache: tuple) -> tuple[Any, Any, Any]:
 
     db = xp.sum(dout2, axis=1)
     dw = xp.reshape(dout2 @ xp.matrix_transpose(cols), (f_filters, channels, hh, ww))
+    if not input_grad:
+        return (None, *in_argument_dtypes(xp, (dw, db), dtypes[1:]))
     w2 = xp.reshape(w, (f_filters, channels * hh * ww))
     dcols = xp.reshape(
         xp.matrix_transpose(w2) @ dout2, (channels, hh * ww, n_samples, h_out, w_out)

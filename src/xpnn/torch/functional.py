@@ -54,7 +54,11 @@ __all__ = [
 
 
 def make_function(
-    name: str, forward: Callable[..., tuple[Any, Any]], backward: Callable[[Any, Any], Any]
+    name: str,
+    forward: Callable[..., tuple[Any, Any]],
+    backward: Callable[..., Any],
+    *,
+    pass_needs_input_grad: bool = False,
 ) -> type[torch.autograd.Function]:
     """A ``torch.autograd.Function`` from an xpnn forward/backward pair.
 
@@ -68,6 +72,10 @@ def make_function(
     backward : callable
         ``backward(dout, cache) -> grad or tuple of grads``, one per tensor input
         (``None`` for an input without a gradient).
+    pass_needs_input_grad : bool, keyword-only
+        Call ``backward(dout, cache, needs)`` instead, ``needs`` a tuple of bools (one per
+        tensor input, autograd's ``ctx.needs_input_grad``), so that it can skip the
+        gradients nobody asked for.
 
     Returns
     -------
@@ -86,7 +94,10 @@ def make_function(
 
     def _backward(ctx: Any, dout: Any) -> tuple[Any, ...]:
         cache = ctx.xpnn_cache
-        grads = backward(dout, cache)
+        if pass_needs_input_grad:
+            grads = backward(dout, cache, tuple(ctx.needs_input_grad[1:]))
+        else:
+            grads = backward(dout, cache)
         if not isinstance(grads, tuple):
             grads = (grads,)
         if len(grads) != ctx.xpnn_inputs:
@@ -113,7 +124,13 @@ def make_function(
 
 _Affine = make_function("Affine", lambda _, x, w, b: affine_forward(x, w, b), affine_backward)
 _Relu = make_function("Relu", lambda _, x: relu_forward(x), relu_backward)
-_Conv = make_function("Conv", lambda p, x, w, b: conv_forward_fast(x, w, b, p), conv_backward_fast)
+_Conv = make_function(
+    "Conv",
+    lambda p, x, w, b: conv_forward_fast(x, w, b, p),
+    # The first layer's input (the images) needs no gradient: skip dx and its col2im.
+    lambda dout, cache, needs: conv_backward_fast(dout, cache, input_grad=needs[0]),
+    pass_needs_input_grad=True,
+)
 _MaxPool = make_function(
     "MaxPool", lambda p, x: max_pool_forward_fast(x, p), max_pool_backward_fast
 )
