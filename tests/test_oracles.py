@@ -151,6 +151,17 @@ def test_relu_against_torch_with_exact_zeros(bk, inputs):
     _check_relu_against_torch(bk, torch, x, dout, relu_backward)
 
 
+def test_relu_of_non_finite_values_against_torch(bk):
+    """NaN passes through ReLU and -inf becomes 0, as in PyTorch and JAX. The gradient is
+    dout where x > 0, else 0: at x = NaN that is 0, JAX's choice (PyTorch passes dout)."""
+    torch = pytest.importorskip("torch")
+    x = np.array([-np.inf, np.inf, -1.0, 0.0, 2.0])
+    _check_relu_against_torch(bk, torch, x, np.arange(1.0, 6.0), relu_backward)
+    out, (dx,) = _ours(bk, relu_forward, relu_backward, (np.array([np.nan, 1.0]),), np.ones(2))
+    assert np.isnan(out[0]) and out[1] == 1.0
+    np.testing.assert_array_equal(dx, [0.0, 1.0])
+
+
 def _hand_relu_dx(bk, backward):
     x, dout = np.array([-1.0, 0.0, 2.0]), np.array([5.0, 7.0, 11.0])
     return _ours(bk, relu_forward, backward, (x,), dout)[1][0]
