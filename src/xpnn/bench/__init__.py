@@ -258,7 +258,7 @@ def report(results: Results) -> list[str]:
         lines += [
             "",
             "Conv fwd+bwd time per image against the batch size, "
-            f"{conv_label((0, 3, 32, 32), *CONV_SHAPES[0][1:])}, float32:",
+            f"{conv_label((0, 3, 32, 32), *CONV_SHAPES[0][1:]).replace('x(0,', 'x(N,')}, float32:",
             "",
             "| N | xpnn (ms/image) | PyTorch (ms/image) |",
             "|---:|---:|---:|",
@@ -281,7 +281,9 @@ def write_section(path: str | Path, results: Results) -> Path:
         if path.is_file()
         else (
             "# Benchmark results\n\nWritten by `xpnn bench --out benchmarks/RESULTS.md`; "
-            "each backend's section is replaced by its own run.\n"
+            "each backend's section is replaced by its own run. GPU sections come from "
+            "`xpnn bench --backend cupy` (or jax, torch) on a machine with an NVIDIA GPU; "
+            "there is none until such a run.\n"
         )
     )
     pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.DOTALL)
