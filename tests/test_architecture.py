@@ -26,6 +26,7 @@ RANKS = [
     ("xpnn._io", 0),
     ("xpnn._download", 0),
     ("xpnn._backend", 1),
+    ("xpnn._native", 2),  # native primitives (JAX's convolution) beside the portable code
     ("xpnn.random", 2),
     ("xpnn.data", 2),
     ("xpnn.gradient_check", 3),

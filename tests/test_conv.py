@@ -140,3 +140,27 @@ def test_input_grad_false_skips_only_dx(bk, rng):
     assert none is None and dw2.dtype == w.dtype and db2.dtype == b.dtype
     np.testing.assert_array_equal(xpnn.to_numpy(dw2), xpnn.to_numpy(dw))
     np.testing.assert_array_equal(xpnn.to_numpy(db2), xpnn.to_numpy(db))
+
+
+@pytest.mark.parametrize(
+    ("x_shape", "w_shape", "stride", "pad"),
+    [((2, 3, 7, 7), (4, 3, 3, 3), 2, 1), ((2, 2, 6, 6), (3, 2, 3, 3), 1, 3),
+     ((3, 3, 9, 9), (2, 3, 3, 3), 3, 0), ((2, 3, 8, 8), (4, 3, 5, 5), 1, 2)],
+)  # fmt: skip
+def test_native_and_portable_paths_agree(bk, rng, x_shape, w_shape, stride, pad):
+    """Where a library has a native convolution (JAX), it gives im2col's results; the
+    portable path is what runs inside ``_native.disabled()``."""
+    from xpnn import _native
+
+    x, w = bk.asarray(rng.standard_normal(x_shape)), bk.asarray(rng.standard_normal(w_shape))
+    b = bk.asarray(rng.standard_normal(w_shape[0]))
+    param = {"stride": stride, "pad": pad}
+    out, cache = conv_forward_fast(x, w, b, param)
+    dout = bk.asarray(rng.standard_normal(tuple(out.shape)))
+    grads = conv_backward_fast(dout, cache)
+    with _native.disabled():
+        out2, cache2 = conv_forward_fast(x, w, b, param)
+        grads2 = conv_backward_fast(dout, cache2)
+    assert cache2.cols is not None and (cache.cols is None) == (bk.name == "jax")
+    for mine, portable in zip((out, *grads), (out2, *grads2), strict=True):
+        np.testing.assert_allclose(xpnn.to_numpy(mine), xpnn.to_numpy(portable), atol=1e-12)

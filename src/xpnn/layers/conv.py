@@ -13,7 +13,9 @@ Two implementations with identical results:
   slices of the padded input and one matrix multiply; the backward scatters the
   column gradient back with ``HH*WW`` strided slice-adds (col2im). Python loops run over
   kernel offsets only, never over N, C, H or W, so the same code is fast on every backend
-  and traces under ``jax.jit``.
+  and traces under ``jax.jit``. Where the library has a convolution primitive (JAX's
+  ``lax.conv_general_dilated``: XLA, cuDNN on a GPU) the fast pair runs the same
+  formulas on it instead (``xpnn._native``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any, NamedTuple
 
 import array_api_extra as xpx
 
+from .. import _native
 from .._backend import device_of
 from ._validate import (
     cache_of,
@@ -101,7 +104,8 @@ class ConvFastCache(NamedTuple):
     """What :func:`conv_forward_fast` keeps for :func:`conv_backward_fast`.
 
     ``cols`` is the im2col matrix, shape ``(C*HH*WW, N*H'*W')``, kept so that the
-    backward pass needs no second im2col.
+    backward pass needs no second im2col; None where the forward pass used the library's
+    own convolution (see ``xpnn._native``), which the backward pass then uses too.
     """
 
     x: Any
@@ -221,6 +225,10 @@ def conv_forward_fast(x: Any, w: Any, b: Any, conv_param: dict) -> tuple[Any, tu
     stride, pad, h_out, w_out = _conv_geometry(x, w, b, conv_param)
     n_samples, channels = x.shape[0], x.shape[1]
     f_filters, _, hh, ww = w.shape
+    native = _native.conv_forward(x, w, stride, pad)
+    if native is not None:  # the library's convolution (JAX): the same formula, no im2col
+        out = native + xp.reshape(b, (1, f_filters, 1, 1))
+        return out, ConvFastCache(x, w, b, conv_param, None, dtypes)
     xpad = _pad_hw(xp, xp.permute_dims(x, (1, 0, 2, 3)), pad)  # (C, N, Hp, Wp)
     # cols[(c, di, dj), (n, i, j)] = xpad[c, n, i*s + di, j*s + dj]; the (c, di, dj)
     # order matches w.reshape(F, C*HH*WW).
@@ -230,7 +238,8 @@ def conv_forward_fast(x: Any, w: Any, b: Any, conv_param: dict) -> tuple[Any, tu
         for dj in range(ww)
     ]
     cols = xp.reshape(xp.stack(patches, axis=1), (channels * hh * ww, n_samples * h_out * w_out))
-    out = xp.reshape(w, (f_filters, channels * hh * ww)) @ cols + xp.reshape(b, (f_filters, 1))
+    out = xp.reshape(w, (f_filters, channels * hh * ww)) @ cols
+    out += xp.reshape(b, (f_filters, 1))  # our own new array: the bias added in place
     out = xp.permute_dims(xp.reshape(out, (f_filters, n_samples, h_out, w_out)), (1, 0, 2, 3))
     return out, ConvFastCache(x, w, b, conv_param, cols, dtypes)
 
@@ -267,6 +276,12 @@ def conv_backward_fast(
     n_samples, channels, h, wd = x.shape
     f_filters, _, hh, ww = w.shape
     xp, dout = upstream(dout, x, (n_samples, f_filters, h_out, w_out))
+    if cols is None:  # the forward pass ran the native convolution
+        db = xp.sum(dout, axis=(0, 2, 3))
+        dx, dw = _native.conv_backward(dout, x, w, stride, pad, input_grad)
+        if dx is None:
+            return (None, *in_argument_dtypes(xp, (dw, db), dtypes[1:]))
+        return in_argument_dtypes(xp, (dx, dw, db), dtypes)
     dout2 = xp.reshape(xp.permute_dims(dout, (1, 0, 2, 3)), (f_filters, -1))
 
     db = xp.sum(dout2, axis=1)

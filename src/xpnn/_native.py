@@ -1,0 +1,97 @@
+"""Native convolution primitives, where a backend has one: the fast path beside im2col.
+
+The array API standard has no convolution, so :func:`xpnn.conv_forward_fast` builds one
+from strided slices and a matrix multiply (im2col), which runs everywhere. Where the
+library has a convolution primitive that is faster, the same hand-derived formulas run on
+it instead:
+
+* forward: ``out = x (*) w`` (cross-correlation, stride ``s``, zero padding ``p``);
+* ``dx``: the full convolution of the upstream gradient, dilated by ``s``, with the filters
+  rotated by 180 degrees and their two channel axes swapped (padding ``HH - 1 - p``);
+* ``dw``: the correlation of the input with the upstream gradient used as a filter,
+  dilated by ``s``, with the batch and channel axes swapped on both sides.
+
+(Derived in ``docs/derivations/conv.md``.) Today that is JAX, whose
+``jax.lax.conv_general_dilated`` is XLA's convolution: oneDNN/Eigen on the CPU and cuDNN
+on NVIDIA GPUs. Every function returns ``None`` where the library of its arguments has no
+native path; :func:`disabled` turns the native paths off (to test the portable one).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from ._backend import backend_name
+
+__all__ = ["conv_backward", "conv_forward", "disabled"]
+
+_DIMENSIONS = ("NCHW", "OIHW", "NCHW")
+_state = threading.local()
+
+
+@contextlib.contextmanager
+def disabled() -> Iterator[None]:
+    """Within this context every layer takes its portable (array API) path."""
+    before = getattr(_state, "disabled", False)
+    _state.disabled = True
+    try:
+        yield
+    finally:
+        _state.disabled = before
+
+
+def _native(x: Any) -> bool:
+    return not getattr(_state, "disabled", False) and backend_name(x) == "jax"
+
+
+def conv_forward(x: Any, w: Any, stride: int, pad: int) -> Any:
+    """``x (*) w`` of shape (N, F, H', W') without the bias, or None (no native path).
+
+    ``x`` (N, C, H, W) and ``w`` (F, C, HH, WW) share a floating dtype; the windows tile
+    the padded input exactly (checked by the caller).
+    """
+    if not _native(x):
+        return None
+    from jax import lax
+
+    return lax.conv_general_dilated(
+        x, w, (stride, stride), [(pad, pad), (pad, pad)], dimension_numbers=_DIMENSIONS
+    )
+
+
+def conv_backward(
+    dout: Any, x: Any, w: Any, stride: int, pad: int, input_grad: bool
+) -> tuple[Any, Any] | None:
+    """``(dx, dw)`` of :func:`conv_forward` (``dx`` None unless ``input_grad``), or None."""
+    if not _native(x):
+        return None
+    import jax.numpy as jnp
+    from jax import lax
+
+    hh, ww = w.shape[2], w.shape[3]
+    # dw[f, c] = sum over n of x[n, c] correlated with dout[n, f], dout dilated by stride:
+    # a convolution with N as the contracted channel axis on both sides.
+    dw = lax.conv_general_dilated(
+        jnp.transpose(x, (1, 0, 2, 3)),
+        jnp.transpose(dout, (1, 0, 2, 3)),
+        (1, 1),
+        [(pad, pad), (pad, pad)],
+        rhs_dilation=(stride, stride),
+        dimension_numbers=_DIMENSIONS,
+    )
+    dw = jnp.transpose(dw, (1, 0, 2, 3))
+    if not input_grad:
+        return None, dw
+    rotated = jnp.flip(jnp.transpose(w, (1, 0, 2, 3)), (2, 3))
+    dx = lax.conv_general_dilated(
+        dout,
+        rotated,
+        (1, 1),
+        [(hh - 1 - pad, hh - 1 - pad), (ww - 1 - pad, ww - 1 - pad)],
+        lhs_dilation=(stride, stride),
+        dimension_numbers=_DIMENSIONS,
+    )
+    return dx, dw
