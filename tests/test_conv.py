@@ -142,25 +142,30 @@ def test_input_grad_false_skips_only_dx(bk, rng):
     np.testing.assert_array_equal(xpnn.to_numpy(db2), xpnn.to_numpy(db))
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize(
     ("x_shape", "w_shape", "stride", "pad"),
     [((2, 3, 7, 7), (4, 3, 3, 3), 2, 1), ((2, 2, 6, 6), (3, 2, 3, 3), 1, 3),
      ((3, 3, 9, 9), (2, 3, 3, 3), 3, 0), ((2, 3, 8, 8), (4, 3, 5, 5), 1, 2)],
 )  # fmt: skip
-def test_native_and_portable_paths_agree(bk, rng, x_shape, w_shape, stride, pad):
-    """Where a library has a native convolution (JAX), it gives im2col's results; the
-    portable path is what runs inside ``_native.disabled()``."""
+def test_native_and_portable_paths_agree(bk, rng, x_shape, w_shape, stride, pad, dtype):
+    """Where a library has a native convolution (JAX; PyTorch except float64 on the CPU),
+    it gives im2col's results; the portable path is what runs in ``_native.disabled()``."""
     from xpnn import _native
 
-    x, w = bk.asarray(rng.standard_normal(x_shape)), bk.asarray(rng.standard_normal(w_shape))
-    b = bk.asarray(rng.standard_normal(w_shape[0]))
+    x = bk.asarray(rng.standard_normal(x_shape), dtype=dtype)
+    w = bk.asarray(rng.standard_normal(w_shape), dtype=dtype)
+    b = bk.asarray(rng.standard_normal(w_shape[0]), dtype=dtype)
     param = {"stride": stride, "pad": pad}
     out, cache = conv_forward_fast(x, w, b, param)
-    dout = bk.asarray(rng.standard_normal(tuple(out.shape)))
+    dout = bk.asarray(rng.standard_normal(tuple(out.shape)), dtype=dtype)
     grads = conv_backward_fast(dout, cache)
     with _native.disabled():
         out2, cache2 = conv_forward_fast(x, w, b, param)
         grads2 = conv_backward_fast(dout, cache2)
-    assert cache2.cols is not None and (cache.cols is None) == (bk.name == "jax")
+    native = bk.name == "jax" or (bk.name == "torch" and dtype == "float32")
+    assert cache2.cols is not None and (cache.cols is None) == native
+    tol = 1e-12 if dtype == "float64" else 1e-4
     for mine, portable in zip((out, *grads), (out2, *grads2), strict=True):
-        np.testing.assert_allclose(xpnn.to_numpy(mine), xpnn.to_numpy(portable), atol=1e-12)
+        assert mine.dtype == portable.dtype
+        np.testing.assert_allclose(xpnn.to_numpy(mine), xpnn.to_numpy(portable), atol=tol)
