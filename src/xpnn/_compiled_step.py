@@ -56,7 +56,7 @@ class CompiledStep:
         self.traces["step"] += 1
         step_key = jax.random.fold_in(key, iteration)
         loss, grads, new_state = self.model.functional_loss(params, state, X, y, key=step_key)
-        new_params, new_arrays, changed_scalars = {}, {}, {}
+        new_params, new_arrays, changed_keys, changed_values = {}, {}, [], []
         for name, w in params.items():
             scalars = optim_scalars[name]
             config = {**scalars, **optim_arrays[name]}
@@ -64,11 +64,19 @@ class CompiledStep:
             new_arrays[name] = {k: config[k] for k in optim_arrays[name]}
             # Only the scalars the rule changed (Adam's t) come back to the host: an
             # untouched one is still the very tracer that went in.
-            changed_scalars[name] = {k: config[k] for k in scalars if config[k] is not scalars[k]}
-        finite = jnp.stack(
-            [jnp.isfinite(loss)] + [jnp.all(jnp.isfinite(w)) for w in new_params.values()]
+            for k in scalars:
+                if config[k] is not scalars[k]:
+                    changed_keys.append((name, k))
+                    changed_values.append(config[k])
+        self._changed_keys = changed_keys  # the same for every trace: it is the rule's
+        # What the host reads, in two arrays (each read is a transfer): the loss and one
+        # finiteness flag per parameter, and the changed scalars.
+        status = jnp.stack(
+            [loss, jnp.isfinite(loss).astype(loss.dtype)]
+            + [jnp.all(jnp.isfinite(w)).astype(loss.dtype) for w in new_params.values()]
         )
-        return loss, finite, changed_scalars, new_params, new_state, new_arrays
+        changed = jnp.stack(changed_values) if changed_values else jnp.zeros((0,))
+        return status, changed, new_params, new_state, new_arrays
 
     def _pure_predict(self, params, state, X):
         self.traces["predict"] += 1
@@ -114,18 +122,15 @@ class CompiledStep:
         scalars = {
             n: {k: v for k, v in c.items() if _is_scalar(v)} for n, c in optim_configs.items()
         }
-        loss, finite, changed, new_params, new_state, new_arrays = self._step(
+        status, changed, new_params, new_state, new_arrays = self._step(
             params, state, arrays, scalars, X, y, key, iteration
         )
-        loss, finite, changed = jax.device_get((loss, finite, changed))
-        new_configs = {}
-        for name in optim_configs:
-            config = {**scalars[name], **new_arrays[name]}
-            for k, value in changed[name].items():
-                config[k] = type(scalars[name][k])(value.item())
-            new_configs[name] = config
-        flags = dict(zip(["loss", *params], (bool(f) for f in finite), strict=True))
-        return float(loss), flags, new_params, new_state, new_configs
+        status, changed = jax.device_get((status, changed))
+        new_configs = {name: {**scalars[name], **new_arrays[name]} for name in optim_configs}
+        for (name, k), value in zip(self._changed_keys, changed.tolist(), strict=True):
+            new_configs[name][k] = type(scalars[name][k])(value)
+        flags = dict(zip(["loss", *params], (bool(f) for f in status[1:]), strict=True))
+        return float(status[0]), flags, new_params, new_state, new_configs
 
     def predict(self, params: dict[str, Any], state: dict[str, Any], X: Any) -> Any:
         """The predicted classes (N,) of the test-mode scores, on the device."""

@@ -229,10 +229,13 @@ class Solver:
             # without dropout are those of the eager step.
             drawn = self.seed is None and getattr(self.model, "use_dropout", True)
             self.key_seed = int(self.rng.randint(2**31)) if drawn else (self.seed or 0)
-        configs = {
-            name: optim.init_config(self.update_rule, w, self.optim_configs[name])
-            for name, w in self.model.params.items()
-        }
+        configs = self.optim_configs
+        complete = set(optim.DEFAULTS[self.update_rule]) | set(optim.STATE[self.update_rule])
+        if any(not complete <= set(configs[name]) for name in self.model.params):
+            configs = {  # before the first step: the structure every later step has
+                name: optim.init_config(self.update_rule, w, configs[name])
+                for name, w in self.model.params.items()
+            }
         key = jax.random.key(self.key_seed)
         value, finite, params, state, configs = self._compiled_functions().step(
             self.model.params, self.model.state, configs, X, y, key, t
