@@ -33,7 +33,6 @@ from __future__ import annotations
 import json
 import operator
 import os
-import sys
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -44,6 +43,7 @@ import numpy as np
 from . import optim
 from ._backend import array_namespace, backend_name, device_of, to_backend, to_numpy
 from ._io import write_atomically
+from ._progress import ProgressOutput
 
 __all__ = ["UPDATE_RULES", "Solver", "TrainingDiverged"]
 
@@ -56,7 +56,7 @@ class TrainingDiverged(FloatingPointError):
     """The training loss became NaN or infinite."""
 
 
-class Solver:
+class Solver(ProgressOutput):
     """Train a classification model with minibatch gradient descent.
 
     Parameters
@@ -339,39 +339,8 @@ class Solver:
                 for key in ("running_mean", "running_var")
                 if bn_param.get(key) is not None
             }
-        if self.verbose:
-            self._write(
-                bar,
-                f"(Epoch {self.epoch} / {self.num_epochs}) train acc: {train_acc:f}; "
-                f"val_acc: {val_acc:f}",
-            )
+        self._report_accuracies(bar, train_acc, val_acc)
         self._save_checkpoint()
-
-    # ------------------------------------------------------------------ output
-
-    def _progress_bar(self, total: int) -> Any:
-        show = self.progress
-        if show is None:
-            show = self.verbose and sys.stderr.isatty()
-        if not show:
-            return None
-        from tqdm.auto import tqdm
-
-        return tqdm(total=total, initial=self.iteration, unit="it", dynamic_ncols=True)
-
-    def _report_loss(self, bar: Any, t: int, total: int, loss: float) -> None:
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(epoch=self.epoch + 1, loss=f"{loss:.4f}", refresh=False)
-        elif self.verbose and t % self.print_every == 0:
-            print(f"(Iteration {t + 1} / {total}) loss: {loss:f}")
-
-    @staticmethod
-    def _write(bar: Any, line: str) -> None:
-        if bar is not None:
-            bar.write(line)
-        else:
-            print(line)
 
     # ------------------------------------------------------------------ backends
 

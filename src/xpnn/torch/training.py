@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 import torch
 
 from .._io import write_atomically
+from .._progress import ProgressOutput
 from ..solver import TrainingDiverged
 from . import functional as XF
 
@@ -80,7 +80,7 @@ def make_optimizer(
     )
 
 
-class Trainer:
+class Trainer(ProgressOutput):
     """Train a ``torch.nn`` classifier with a ``torch.optim`` optimizer, like ``Solver``.
 
     Parameters
@@ -289,39 +289,8 @@ class Trainer:
         if val_acc > self.best_val_acc or not self.best_state:
             self.best_val_acc = max(val_acc, self.best_val_acc)
             self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-        if self.verbose:
-            self._write(
-                bar,
-                f"(Epoch {self.epoch} / {self.num_epochs}) train acc: {train_acc:f}; "
-                f"val_acc: {val_acc:f}",
-            )
+        self._report_accuracies(bar, train_acc, val_acc)
         self._save_checkpoint()
-
-    # ------------------------------------------------------------------ output
-
-    def _progress_bar(self, total: int) -> Any:
-        show = self.progress
-        if show is None:
-            show = self.verbose and sys.stderr.isatty()
-        if not show:
-            return None
-        from tqdm.auto import tqdm
-
-        return tqdm(total=total, initial=self.iteration, unit="it", dynamic_ncols=True)
-
-    def _report_loss(self, bar: Any, t: int, total: int, loss: float) -> None:
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(epoch=self.epoch + 1, loss=f"{loss:.4f}", refresh=False)
-        elif self.verbose and t % self.print_every == 0:
-            print(f"(Iteration {t + 1} / {total}) loss: {loss:f}")
-
-    @staticmethod
-    def _write(bar: Any, line: str) -> None:
-        if bar is not None:
-            bar.write(line)
-        else:
-            print(line)
 
     # ------------------------------------------------------------------ checkpoints
 
