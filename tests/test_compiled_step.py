@@ -274,10 +274,25 @@ def test_checkpoints_cross_between_the_eager_and_the_compiled_step(jx, tmp_path)
 
 def test_nothing_traced_is_left_in_the_model(jx):
     model = _fcn("jax")
+    params = model.params
     solver = _solver(model, _data(), num_epochs=1)
+    solver._step(0, 1)
+    assert model.params is params  # a step updates the dict in place, as the eager one does
     solver.train()
     leaves = [*model.params.values(), *model.state.values()]
     leaves += [v for c in solver.optim_configs.values() for v in c.values()]
     assert not any(isinstance(v, jax.core.Tracer) for v in leaves)
     assert type(solver.optim_configs["W1"]["t"]) is int
     assert type(solver.optim_configs["W1"]["learning_rate"]) is float
+
+
+def test_a_subclass_that_overrides_loss_trains_eagerly(jx):
+    class Custom(FullyConnectedNet):
+        def loss(self, X, y=None):  # the assignment's extension point
+            return super().loss(X, y)
+
+    np.random.seed(0)  # noqa: NPY002
+    model = Custom([5], input_dim=16, num_classes=4, dtype="float64", backend="jax")
+    assert not _solver(model, _data()).jit
+    assert _solver(_fcn("jax"), _data()).jit
+    assert _solver(model, _data(), jit=True).jit  # asked for: compiled anyway

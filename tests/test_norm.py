@@ -339,3 +339,23 @@ def test_against_jax_vjp(bk, geometry):
         "groupnorm": vjp(gn, (x, gamma, beta), dout),
     }
     _compare(ours, reference)
+
+
+def test_torch_autograd_through_the_forward_passes():
+    """A user may differentiate xpnn's forward with PyTorch's autograd (as an oracle, say):
+    the forward passes must not modify in place a tensor autograd has saved."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    x = torch.tensor(rng.standard_normal((5, 4)), requires_grad=True)
+    g, b = torch.ones(4, dtype=torch.float64), torch.zeros(4, dtype=torch.float64)
+    dout = rng.standard_normal((5, 4))
+    for forward, backward, extra in (
+        (xpnn.batchnorm_forward, xpnn.batchnorm_backward_alt, {"mode": "train"}),
+        (xpnn.layernorm_forward, xpnn.layernorm_backward, {}),
+    ):
+        x.grad = None
+        out, cache = forward(x, g, b, dict(extra))
+        out.backward(torch.tensor(dout))
+        with torch.no_grad():
+            dx, _, _ = backward(torch.tensor(dout), cache)
+        np.testing.assert_allclose(x.grad.numpy(), dx.numpy(), atol=1e-12)

@@ -353,3 +353,12 @@ def test_three_layer_convnet_matches_torch_and_trains():
     assert math.isclose(
         losses[0], torch.nn.functional.cross_entropy(theirs(x), y).item(), rel_tol=1e-5
     )
+
+
+def test_outputs_are_contiguous_for_view():
+    """The im2col convolution (float64 on the CPU) returns a strided view; the bridge hands
+    torch users a contiguous tensor, on which the notebook's ``x.view(N, -1)`` works."""
+    conv = xnn.Conv2d(3, 4, 3, padding=1).double()
+    out = torch.relu(conv(_t(2, 3, 5, 5)))
+    assert out.is_contiguous()
+    assert out.view(2, -1).shape == (2, 4 * 5 * 5)

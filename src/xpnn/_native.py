@@ -16,8 +16,9 @@ it instead:
 * JAX: ``jax.lax.conv_general_dilated``, XLA's convolution (Eigen on the CPU, cuDNN on
   NVIDIA GPUs), always;
 * PyTorch: ``conv2d`` and its adjoint ``conv_transpose2d`` (oneDNN on the CPU, cuDNN on
-  GPUs), except for float64 on the CPU, where PyTorch's convolution is slower than im2col
-  (measured: im2col takes 0.78-0.91x its time on the benchmark shapes).
+  GPUs, with TF32 turned off so that float32 keeps its precision), except for float64 on
+  the CPU, where PyTorch's convolution is slower than im2col (measured: im2col takes
+  0.78-0.91x its time on the benchmark shapes).
 
 Every function returns ``None`` where the library of its arguments has no native path;
 :func:`disabled` turns the native paths off (to test the portable one).
@@ -73,7 +74,8 @@ def conv_forward(x: Any, w: Any, stride: int, pad: int) -> Any:
     if library == "torch":
         import torch
 
-        return torch.nn.functional.conv2d(x, w, None, stride, pad)
+        with _full_float32(x):
+            return torch.nn.functional.conv2d(x, w, None, stride, pad)
     from jax import lax
 
     return lax.conv_general_dilated(
@@ -89,7 +91,8 @@ def conv_backward(
     if library is None:
         return None
     if library == "torch":
-        return _torch_conv_backward(dout, x, w, stride, pad, input_grad)
+        with _full_float32(x):
+            return _torch_conv_backward(dout, x, w, stride, pad, input_grad)
     import jax.numpy as jnp
     from jax import lax
 
@@ -117,6 +120,22 @@ def conv_backward(
         dimension_numbers=_DIMENSIONS,
     )
     return dx, dw
+
+
+@contextlib.contextmanager
+def _full_float32(x: Any) -> Iterator[None]:
+    """cuDNN without TF32 (PyTorch allows it for convolutions by default): xpnn's float32
+    convolutions on a GPU keep float32's precision, as its matrix multiplies do."""
+    import torch
+
+    if x.device.type != "cuda" or not torch.backends.cudnn.allow_tf32:
+        yield
+        return
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32 = True
 
 
 def _torch_conv_backward(

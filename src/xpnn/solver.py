@@ -24,8 +24,11 @@ On JAX, a model with a functional form (``functional_loss``, as the models of
 in one ``jax.jit`` function, compiled once per minibatch shape, with batch-norm running
 averages, optimizer state and dropout keys passed in and out as arrays (see
 ``xpnn._compiled_step``). The other backends, and models without a functional form,
-take the eager step. Both give the same parameters, and checkpoints of either resume in
-the other.
+take the eager step, and so does a subclass that overrides ``loss`` without its own
+``functional_loss``. Without dropout both give the same parameters (to rounding, tested to
+1e-10 in float64); with dropout the compiled step draws its masks from a key folded in
+with the iteration, the eager one as ``loss`` does. Checkpoints of either resume in the
+other.
 """
 
 from __future__ import annotations
@@ -94,7 +97,8 @@ class Solver(ProgressOutput):
         Show a progress bar; default: when ``verbose`` and standard error is a terminal.
     jit : bool, optional
         Train with one compiled ``jax.jit`` step (forward, backward, update). Default:
-        when the parameters are JAX arrays and the model has ``functional_loss``. False
+        when the parameters are JAX arrays and the model has ``functional_loss`` (and its
+        ``loss`` is not overridden by a subclass without one). False
         takes the eager step on JAX too. Dropout masks then come from a JAX key made
         from ``seed`` (without a seed, from a number drawn once from NumPy's global RNG),
         folded in with the iteration number: a new mask every step, reproducible and
@@ -163,6 +167,8 @@ class Solver(ProgressOutput):
             raise ValueError(f"jit must be True, False or None (automatic); got {jit!r}")
         reference = next(iter(self.model.params.values()))
         possible = backend_name(reference) == "jax" and hasattr(self.model, "functional_loss")
+        if jit is None and possible and not _loss_matches_functional_form(self.model):
+            possible = False  # a subclass that overrides loss: train what it computes
         if jit and not possible:
             raise ValueError(
                 "jit=True needs a model with functional_loss whose parameters are JAX arrays; "
@@ -245,7 +251,7 @@ class Solver(ProgressOutput):
         bad = [name for name, ok in finite.items() if not ok]
         if bad:
             self._diverged(f"the update made {', '.join(bad)} non-finite", t, total)
-        self.model.params = params
+        self.model.params.update(params)  # the same dict, as the eager step keeps it
         self.model.load_state(state)
         self.optim_configs = configs
         return value
@@ -548,6 +554,13 @@ def save_npz_atomically(path: str | os.PathLike, arrays: Mapping[str, np.ndarray
     See :func:`xpnn._io.write_atomically`: temporary file, fsync, rename.
     """
     return write_atomically(path, lambda file: np.savez(file, **arrays))
+
+
+def _loss_matches_functional_form(model: Any) -> bool:
+    """Whether ``model.loss`` computes what ``model.functional_loss`` does: the class that
+    defines ``loss`` is one of xpnn's models, or defines ``functional_loss`` itself."""
+    owner = next(klass for klass in type(model).__mro__ if "loss" in vars(klass))
+    return owner.__module__.startswith("xpnn.classifiers") or "functional_loss" in vars(owner)
 
 
 def _positive_int(value: Any, name: str) -> int:

@@ -218,6 +218,9 @@ def conv_forward_fast(x: Any, w: Any, b: Any, conv_param: dict) -> tuple[Any, tu
     Returns
     -------
     out : array, shape (N, F, H', W')
+        On the im2col path a strided (transposed) view, not C-contiguous: reshape it with
+        ``reshape`` (PyTorch's ``view`` needs ``.contiguous()`` first). Where the library's
+        own convolution runs (JAX; PyTorch except float64 on the CPU) it is contiguous.
     cache : ConvFastCache
         For :func:`conv_backward_fast`.
     """

@@ -70,15 +70,15 @@ def _eps(params: Any, dict_name: str) -> float:
 def _normalize(xp: Any, x: Any, axis: tuple[int, ...], eps: float) -> tuple[Any, ...]:
     """``(xhat, mu, var, inv_std)``, statistics over ``axis`` (kept as size-1 axes).
 
-    Three passes over ``x``-sized data besides the reductions: ``x - mu`` (a new array,
-    then scaled in place into ``xhat``) and one temporary for the variance.
+    The centred values are squared for the variance and then scaled into a new array,
+    not in place: PyTorch's autograd (a user differentiating through the forward pass)
+    keeps the squared operand and would refuse a modified one.
     """
     mu = xp.mean(x, axis=axis, keepdims=True)
-    xhat = x - mu
-    var = xp.mean(xhat * xhat, axis=axis, keepdims=True)
+    centred = x - mu
+    var = xp.mean(centred * centred, axis=axis, keepdims=True)
     inv_std = 1 / xp.sqrt(var + eps)
-    xhat *= inv_std  # our own new array: scaled in place (JAX rebinds instead)
-    return xhat, mu, var, inv_std
+    return centred * inv_std, mu, var, inv_std
 
 
 def _scale_shift(xp: Any, xhat: Any, gamma: Any, beta: Any) -> Any:

@@ -90,7 +90,9 @@ def make_function(
         out, cache = forward(params, *tensors)
         ctx.xpnn_cache = cache
         ctx.xpnn_inputs = len(tensors)
-        return out.detach()
+        # Contiguous, as torch's own ops return (xpnn's im2col convolution returns a
+        # strided view, on which a user's ``.view(N, -1)`` would fail).
+        return out.detach().contiguous()
 
     def _backward(ctx: Any, dout: Any) -> tuple[Any, ...]:
         cache = ctx.xpnn_cache
