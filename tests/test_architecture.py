@@ -24,7 +24,7 @@ RANKS = [
     ("xpnn._config", 0),
     ("xpnn._install", 0),
     ("xpnn._io", 0),
-    ("xpnn._progress", 0),  # the training loops' progress bar and printed lines
+    ("xpnn._loop", 0),  # the training loop shared by the Solver and the torch Trainer
     ("xpnn._download", 0),
     ("xpnn._backend", 1),
     ("xpnn._native", 2),  # native primitives (JAX's convolution) beside the portable code

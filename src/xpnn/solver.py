@@ -46,7 +46,7 @@ import numpy as np
 from . import optim
 from ._backend import array_namespace, backend_name, device_of, to_backend, to_numpy
 from ._io import write_atomically
-from ._progress import ProgressOutput
+from ._loop import TrainingLoop
 
 __all__ = ["UPDATE_RULES", "Solver", "TrainingDiverged"]
 
@@ -59,7 +59,7 @@ class TrainingDiverged(FloatingPointError):
     """The training loss became NaN or infinite."""
 
 
-class Solver(ProgressOutput):
+class Solver(TrainingLoop):
     """Train a classification model with minibatch gradient descent.
 
     Parameters
@@ -181,10 +181,6 @@ class Solver(ProgressOutput):
             )
         return possible if jit is None else jit
 
-    @property
-    def iterations_per_epoch(self) -> int:
-        return max(_rows(self.X_train) // self.batch_size, 1)
-
     # ------------------------------------------------------------------ training
 
     def _step(self, t: int, total: int) -> float:
@@ -296,57 +292,29 @@ class Solver(ProgressOutput):
         predicted = np.concatenate(predictions) if predictions else np.zeros(0, np.int64)
         return float(np.mean(predicted == to_numpy(y))) if n else 0.0
 
-    def train(self) -> None:
-        """Train up to ``num_epochs`` in total (continuing after :meth:`load_checkpoint`)."""
-        per_epoch = self.iterations_per_epoch
-        total = self.num_epochs * per_epoch
-        if self.iteration >= total and self.iteration > 0:
-            raise ValueError(
-                f"nothing to train: the run is at epoch {self.epoch} (iteration "
-                f"{self.iteration}) and num_epochs is {self.num_epochs}; raise num_epochs to "
-                "continue"
-            )
-        bar = self._progress_bar(total)
-        try:
-            for t in range(self.iteration, total):
-                loss = self._step(t, total)
-                self.loss_history.append(loss)
-                self.iteration = t + 1
-                self._report_loss(bar, t, total, loss)
-                epoch_end = (t + 1) % per_epoch == 0
-                if epoch_end:
-                    self.epoch += 1
-                    for config in self.optim_configs.values():
-                        if "learning_rate" in config:
-                            config["learning_rate"] *= self.lr_decay
-                if t == 0 or t == total - 1 or epoch_end:
-                    self._check_and_keep_best(bar)
-        finally:
-            if bar is not None:
-                bar.close()
-        if self.best_params:
-            self.model.params = dict(self.best_params)
-            for (i, key), value in self.best_bn_stats.items():
-                self.model.bn_params[i][key] = value
+    # ------------------------------------------------------------------ loop hooks
 
-    def _check_and_keep_best(self, bar: Any) -> None:
-        train_acc = self.check_accuracy(
-            self.X_train, self.y_train, num_samples=self.num_train_samples
-        )
-        val_acc = self.check_accuracy(self.X_val, self.y_val, num_samples=self.num_val_samples)
-        self.train_acc_history.append(train_acc)
-        self.val_acc_history.append(val_acc)
-        if val_acc > self.best_val_acc or not self.best_params:
-            self.best_val_acc = max(val_acc, self.best_val_acc)
-            self.best_params = {k: _copy(v) for k, v in self.model.params.items()}
-            self.best_bn_stats = {
-                (i, key): _copy(bn_param[key])
-                for i, bn_param in enumerate(getattr(self.model, "bn_params", None) or [])
-                for key in ("running_mean", "running_var")
-                if bn_param.get(key) is not None
-            }
-        self._report_accuracies(bar, train_acc, val_acc)
-        self._save_checkpoint()
+    def _end_epoch(self) -> None:
+        for config in self.optim_configs.values():
+            if "learning_rate" in config:
+                config["learning_rate"] *= self.lr_decay
+
+    def _has_best(self) -> bool:
+        return bool(self.best_params)
+
+    def _keep_best(self) -> None:
+        self.best_params = {k: _copy(v) for k, v in self.model.params.items()}
+        self.best_bn_stats = {
+            (i, key): _copy(bn_param[key])
+            for i, bn_param in enumerate(getattr(self.model, "bn_params", None) or [])
+            for key in ("running_mean", "running_var")
+            if bn_param.get(key) is not None
+        }
+
+    def _restore_best(self) -> None:
+        self.model.params = dict(self.best_params)
+        for (i, key), value in self.best_bn_stats.items():
+            self.model.bn_params[i][key] = value
 
     # ------------------------------------------------------------------ backends
 

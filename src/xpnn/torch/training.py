@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from .._io import write_atomically
-from .._progress import ProgressOutput
+from .._loop import TrainingLoop
 from ..solver import TrainingDiverged
 from . import functional as XF
 
@@ -80,7 +80,7 @@ def make_optimizer(
     )
 
 
-class Trainer(ProgressOutput):
+class Trainer(TrainingLoop):
     """Train a ``torch.nn`` classifier with a ``torch.optim`` optimizer, like ``Solver``.
 
     Parameters
@@ -178,10 +178,6 @@ class Trainer(ProgressOutput):
         self.val_acc_history: list[float] = []
         self.last_checkpoint: Path | None = None
 
-    @property
-    def iterations_per_epoch(self) -> int:
-        return max(int(self.X_train.shape[0]) // self.batch_size, 1)
-
     # ------------------------------------------------------------------ training
 
     def _batch(self, X: torch.Tensor, y: torch.Tensor | None, rows: torch.Tensor) -> tuple:
@@ -248,49 +244,21 @@ class Trainer(ProgressOutput):
             self.model.train(was_training)
         return int(correct) / n if n else 0.0
 
-    def train(self) -> None:
-        """Train up to ``num_epochs`` in total (continuing after :meth:`load_checkpoint`),
-        then load the weights of the best validation accuracy into the model."""
-        per_epoch = self.iterations_per_epoch
-        total = self.num_epochs * per_epoch
-        if self.iteration >= total and self.iteration > 0:
-            raise ValueError(
-                f"nothing to train: the run is at epoch {self.epoch} (iteration "
-                f"{self.iteration}) and num_epochs is {self.num_epochs}; raise num_epochs to "
-                "continue"
-            )
-        bar = self._progress_bar(total)
-        try:
-            for t in range(self.iteration, total):
-                loss = self._step(t, total)
-                self.loss_history.append(loss)
-                self.iteration = t + 1
-                self._report_loss(bar, t, total, loss)
-                epoch_end = (t + 1) % per_epoch == 0
-                if epoch_end:
-                    self.epoch += 1
-                    if self.scheduler is not None:
-                        self.scheduler.step()
-                if t == 0 or t == total - 1 or epoch_end:
-                    self._check_and_keep_best(bar)
-        finally:
-            if bar is not None:
-                bar.close()
-        if self.best_state:
-            self.model.load_state_dict(self.best_state)
+    # ------------------------------------------------------------------ loop hooks
 
-    def _check_and_keep_best(self, bar: Any) -> None:
-        train_acc = self.check_accuracy(
-            self.X_train, self.y_train, num_samples=self.num_train_samples
-        )
-        val_acc = self.check_accuracy(self.X_val, self.y_val, num_samples=self.num_val_samples)
-        self.train_acc_history.append(train_acc)
-        self.val_acc_history.append(val_acc)
-        if val_acc > self.best_val_acc or not self.best_state:
-            self.best_val_acc = max(val_acc, self.best_val_acc)
-            self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-        self._report_accuracies(bar, train_acc, val_acc)
-        self._save_checkpoint()
+    def _end_epoch(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.step()
+
+    def _has_best(self) -> bool:
+        return bool(self.best_state)
+
+    def _keep_best(self) -> None:
+        self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+    def _restore_best(self) -> None:
+        """The weights of the best validation accuracy, loaded into the model."""
+        self.model.load_state_dict(self.best_state)
 
     # ------------------------------------------------------------------ checkpoints
 
