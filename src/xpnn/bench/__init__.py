@@ -28,7 +28,7 @@ from .._io import write_atomically
 from ..layers import conv_backward_fast, conv_backward_naive, conv_forward_fast, conv_forward_naive
 from ._timing import time_pair, time_per_call
 from .cases import CONV_SHAPES, Case, cases, conv_label, torch_conv, xpnn_conv
-from .machine import describe_machine
+from .machine import describe_machine, usable_cores
 
 __all__ = ["Results", "report", "run", "write_section"]
 
@@ -105,16 +105,12 @@ def run(
 
 
 def _limit_torch_threads() -> None:
-    """PyTorch on as many threads as the machine has cores (its default may use more)."""
+    """PyTorch on as many threads as this process has cores (its default may use more)."""
     try:
-        import os
-
         import torch
     except ImportError:
         return
-    torch.set_num_threads(
-        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    )
+    torch.set_num_threads(usable_cores())
 
 
 def _gpu_name(backend: str) -> str | None:

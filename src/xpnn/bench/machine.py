@@ -7,9 +7,16 @@ import os
 import platform
 from pathlib import Path
 
-__all__ = ["describe_machine"]
+__all__ = ["describe_machine", "usable_cores"]
 
 _LIBRARIES = ("xpnn", "numpy", "array-api-compat", "array-api-extra", "torch", "jax", "cupy")
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity), else the machine's count."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _cpu_model() -> str:
@@ -57,8 +64,7 @@ def describe_machine(gpu: str | None = None) -> list[str]:
         The GPU's name, when the benchmark ran on one.
     """
     lines = [
-        f"- CPU: {_cpu_model()}, {os.cpu_count()} logical cores "
-        f"({len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else '?'} usable)",
+        f"- CPU: {_cpu_model()}, {os.cpu_count()} logical cores ({usable_cores()} usable)",
         f"- BLAS (NumPy): {_blas()}",
         f"- OS: {platform.system()} {platform.release()}, Python {platform.python_version()}",
         f"- Libraries: {_versions()}",
