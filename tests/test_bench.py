@@ -7,7 +7,7 @@ import pytest
 
 from xpnn import bench
 from xpnn.bench import _timing
-from xpnn.bench.cases import Case, torch_conv, xpnn_conv
+from xpnn.bench.cases import Case, Stage, _step_layer_stages, torch_conv, xpnn_conv
 from xpnn.cli import main
 
 
@@ -104,3 +104,87 @@ def test_cli_runs_and_writes_the_table(tmp_path, monkeypatch, capsys):
     assert calls == [("numpy", True)]
     assert "<!-- bench:numpy -->" in out.read_text()
     assert "| conv fwd+bwd |" in capsys.readouterr().out
+
+
+def _missed_with_stages():
+    results = _fake_results()
+    row = results.rows[0]
+    row.case.limit = "Limited by the test."
+    row.case.stages = (
+        Stage("forward", None, None),
+        Stage("one pass (the yardstick)", None, None, yardstick=True),
+    )
+    row.stages = [("forward", 1e-3, 0.5e-3), ("one pass (the yardstick)", 0.5e-3, 0.25e-3)]
+    return results
+
+
+def test_report_profiles_each_missed_target():
+    lines = bench.report(_missed_with_stages())
+    text = "\n".join(lines)
+    assert "### Where the time goes, for each target not met" in text
+    assert (
+        "**conv fwd+bwd, x(1,1,2,2), float32: 3.00x (target <= 2).** Limited by the test." in text
+    )
+    assert "| the whole case | 3.00 | 1.00 | 3.00 |" in lines
+    assert "| forward | 1.00 | 0.50 | 2.00 |" in lines
+    # backward = whole case - forward, on each side: 2.00 ms against 0.50 ms
+    assert any(line.startswith("| the rest: backward") and line.endswith("| 2.00 | 0.50 | 4.00 |")
+               for line in lines)  # fmt: skip
+    assert "costs 6.0 passes, the reference's 4.0." in text
+    assert "Where the time goes" not in "\n".join(bench.report(_fake_results()))
+
+
+def test_only_missed_targets_are_profiled_and_not_in_quick_runs(monkeypatch):
+    timed = []
+
+    def fake_pair(ours, reference, *args, **kwargs):
+        timed.append(ours)
+        return ours(), reference()
+
+    def case(name, ours, target):
+        stage = Stage(name + " stage", lambda: (timed.append(name + " stage"), 1.0)[1],
+                      lambda: 1.0)  # fmt: skip
+        return Case(name, "", "float64", "ref", lambda: ours, lambda: 1.0, None, None, target,
+                    stages=(stage,))  # fmt: skip
+
+    fake_cases = [case("slow", 3.0, 2.0), case("fast", 1.0, 2.0), case("untargeted", 3.0, None)]
+    monkeypatch.setattr(bench, "time_pair", fake_pair)
+    monkeypatch.setattr(bench, "cases", lambda backend: iter(fake_cases))
+    monkeypatch.setattr(bench, "_naive_vs_fast", lambda progress: {})
+    monkeypatch.setattr(bench, "_conv_memory", lambda progress: [])
+    monkeypatch.setattr(bench, "_scaling", lambda progress: [])
+    results = bench.run("numpy", progress=lambda line: None)
+    assert [row.stages for row in results.rows] == [[("slow stage", 1.0, 1.0)], [], []]
+    assert "slow stage" in timed
+    timed.clear()
+    quick = bench.run("numpy", quick=True, progress=lambda line: None)
+    assert all(row.stages == [] for row in quick.rows) and "slow stage" not in timed
+
+
+def test_both_sides_of_each_step_stage_compute_the_same_gradient():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+
+    def randn(*shape):
+        return rng.standard_normal(shape)
+
+    def autograd(fn, inputs, dout):
+        def run():
+            for t in inputs:
+                t.grad = None
+            fn().backward(dout)
+            return inputs[0].grad
+
+        return run
+
+    def tensor(a, grad=True):
+        return torch.from_numpy(a).requires_grad_(grad)
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 32, 7, padding=3))
+    stages = list(_step_layer_stages(net, lambda *a: list(a), tensor, randn, autograd))
+    assert len(stages) == 4
+    for stage in stages:
+        ours, theirs = stage.ours(), stage.reference().numpy()
+        if isinstance(ours, tuple):  # conv: (None, dw, db); affine: (dx, dw, db)
+            ours = ours[1] if ours[0] is None else ours[0]
+        np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-10, err_msg=stage.name)

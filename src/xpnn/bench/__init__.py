@@ -42,6 +42,8 @@ class Row:
     case: Case
     ours: float
     reference: float
+    #: (stage name, xpnn seconds, reference seconds or None), timed for a missed target
+    stages: list[tuple[str, float, float | None]] = field(default_factory=list)
 
     @property
     def ratio(self) -> float:
@@ -81,27 +83,41 @@ def run(
     progress : callable
         Called with one line per finished measurement.
     """
-    pairs, repeat, loop = (1, 3, 0.02) if quick else (2, 5, 0.1)
+    timing = {"pairs": 1, "repeat": 3, "min_loop_seconds": 0.02} if quick else {
+        "pairs": 2, "repeat": 5, "min_loop_seconds": 0.1}  # fmt: skip
     results = Results(backend, quick, gpu=_gpu_name(backend))
     _limit_torch_threads()
     for case in cases(backend):
         ours, ref = time_pair(
-            case.ours,
-            case.reference_fn,
-            case.sync,
-            case.reference_sync,
-            pairs=pairs,
-            repeat=repeat,
-            min_loop_seconds=loop,
+            case.ours, case.reference_fn, case.sync, case.reference_sync, **timing
         )
         row = Row(case, ours, ref)
         results.rows.append(row)
         progress(_row_line(row))
+        if row.met is False and not quick:
+            row.stages = _time_stages(case, timing)
+            for name, ours, ref in row.stages:
+                progress(f"    {name:60s} xpnn {ours * 1e3:9.2f} ms" + (
+                    "" if ref is None else f"  ref {ref * 1e3:9.2f} ms"))  # fmt: skip
     if backend == "numpy" and not quick:
         results.naive = _naive_vs_fast(progress)
         results.memory = _conv_memory(progress)
         results.scaling = _scaling(progress)
     return results
+
+
+def _time_stages(case: Case, timing: dict) -> list[tuple[str, float, float | None]]:
+    """Each stage of a case whose target was missed, timed like the case itself."""
+    timed = []
+    for stage in case.stages:
+        if stage.reference is None:
+            ours = time_per_call(stage.ours, case.sync, repeat=timing["repeat"],
+                                 min_loop_seconds=timing["min_loop_seconds"])  # fmt: skip
+            timed.append((stage.name, ours, None))
+        else:
+            timed.append((stage.name, *time_pair(stage.ours, stage.reference, case.sync,
+                                                  case.reference_sync, **timing)))  # fmt: skip
+    return timed
 
 
 def _limit_torch_threads() -> None:
@@ -232,6 +248,7 @@ def report(results: Results) -> list[str]:
             f"| {c.op} | {c.shape} | {c.dtype} | {row.ours * 1e3:.2f} | {c.reference} | "
             f"{row.reference * 1e3:.2f} | {row.ratio:.2f} | {target} | {met} |"
         )
+    lines += _profile(results.rows)
     if results.naive:
         n = results.naive
         lines += [
@@ -260,6 +277,49 @@ def report(results: Results) -> list[str]:
             "|---:|---:|---:|",
         ]
         lines += [f"| {n} | {ours:.3f} | {ref:.3f} |" for n, ours, ref in results.scaling]
+    return lines
+
+
+def _profile(rows: list[Row]) -> list[str]:
+    """Where the time goes in each case whose target was missed, with what limits it."""
+    profiled = [row for row in rows if row.stages]
+    if not profiled:
+        return []
+    lines = ["", "### Where the time goes, for each target not met"]
+
+    def ms(seconds: float | None) -> str:
+        return "" if seconds is None else f"{seconds * 1e3:.2f}"
+
+    def ratio(ours: float, ref: float | None) -> str:
+        return "" if ref is None else f"{ours / ref:.2f}"
+
+    for row in profiled:
+        c = row.case
+        lines += [
+            "",
+            f"**{c.op}, {c.shape}, {c.dtype}: {row.ratio:.2f}x (target <= {c.target:g}).** "
+            + c.limit,
+            "",
+            f"| part | xpnn (ms) | {c.reference} (ms) | ratio |",
+            "|---|---:|---:|---:|",
+            f"| the whole case | {ms(row.ours)} | {ms(row.reference)} | {row.ratio:.2f} |",
+        ]
+        for name, ours, ref in row.stages:
+            lines.append(f"| {name} | {ms(ours)} | {ms(ref)} | {ratio(ours, ref)} |")
+        first, ours_fwd, ref_fwd = row.stages[0]
+        if first.startswith("forward") and ref_fwd is not None:
+            ours_bwd, ref_bwd = row.ours - ours_fwd, row.reference - ref_fwd
+            lines.append(
+                f"| the rest: backward (and update), whole case minus {first} | "
+                f"{ms(ours_bwd)} | {ms(ref_bwd)} | {ratio(ours_bwd, ref_bwd)} |"
+            )
+        for stage, (name, ours, ref) in zip(c.stages, row.stages, strict=True):
+            if stage.yardstick and ref is not None:
+                lines += [
+                    "",
+                    f"In units of {name} on its own side: xpnn's whole case costs "
+                    f"{row.ours / ours:.1f} passes, the reference's {row.reference / ref:.1f}.",
+                ]
     return lines
 
 

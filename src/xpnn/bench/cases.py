@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -24,17 +25,21 @@ from .. import optim
 from .._backend import get_namespace, to_backend
 from ..classifiers import FullyConnectedNet, ThreeLayerConvNet
 from ..layers import (
+    affine_backward,
+    affine_forward,
     batchnorm_backward_alt,
     batchnorm_forward,
     conv_backward_fast,
     conv_forward_fast,
     max_pool_backward_fast,
     max_pool_forward_fast,
+    relu_backward,
+    relu_forward,
     spatial_batchnorm_backward,
     spatial_batchnorm_forward,
 )
 
-__all__ = ["CONV_SHAPES", "Case", "cases"]
+__all__ = ["CONV_SHAPES", "Case", "Stage", "cases"]
 
 #: (x shape, w shape, stride, pad) of the benchmarked convolutions.
 CONV_SHAPES = [
@@ -45,6 +50,28 @@ CONV_SHAPES = [
 POOL_SHAPE = (50, 32, 32, 32)
 BATCHNORM_SHAPE = (4096, 1024)
 SPATIAL_BATCHNORM_SHAPE = (64, 64, 32, 32)
+
+
+@dataclass
+class Stage:
+    """A part of a case, or a yardstick, timed on its own to show where the time goes.
+
+    Attributes
+    ----------
+    name : str
+    ours : callable
+        xpnn's side (zero arguments), synchronised like the case's ``ours``.
+    reference : callable or None
+        The reference's side of the same part, when there is one.
+    yardstick : bool
+        A unit of work rather than a part (one elementwise pass over the input): the
+        report expresses each side's whole time in it.
+    """
+
+    name: str
+    ours: Callable[[], Any]
+    reference: Callable[[], Any] | None = None
+    yardstick: bool = False
 
 
 @dataclass
@@ -63,6 +90,10 @@ class Case:
         Wait for a result of ``ours`` / ``reference_fn``.
     target : float or None
         The issue's bound on ``time(ours) / time(reference)``.
+    stages : tuple of Stage
+        Timed on their own when the target is missed (the first is the forward pass).
+    limit : str
+        What bounds xpnn's side, in a sentence, printed with the stages.
     """
 
     op: str
@@ -74,6 +105,8 @@ class Case:
     sync: Callable[[Any], Any]
     reference_sync: Callable[[Any], Any]
     target: float | None = None
+    stages: tuple[Stage, ...] = ()
+    limit: str = ""
 
 
 def _no_sync(result: Any) -> Any:
@@ -87,6 +120,31 @@ def _describe(shape: tuple[int, ...]) -> str:
 def conv_label(xs: tuple, ws: tuple, stride: int, pad: int) -> str:
     return f"x{_describe(xs)} w{_describe(ws)} s{stride} p{pad}"
 
+
+#: What bounds xpnn's side of each op where it runs its portable code (printed with the
+#: stages of a missed target).
+LIMITS = {
+    "conv": (
+        "xpnn's side is an im2col copy, three matrix multiplies in the array library's BLAS "
+        "and a col2im of slice-adds; the matrix-multiply row times those three products "
+        "alone, on both libraries, at the same shapes."
+    ),
+    "elementwise": (
+        "Each array operation of xpnn is one pass over memory (on NumPy: single-threaded, "
+        "unfused, into a fresh array); the yardstick row is one such pass, so xpnn's time "
+        "in passes counts its operations. PyTorch's kernel reads the data a few times in "
+        "one fused loop on all threads."
+    ),
+    "jax conv": (
+        "On JAX, xpnn's forward and backward formulas run on lax.conv_general_dilated "
+        "(xpnn._native), the convolution the reference differentiates: the same XLA "
+        "kernels on both sides, so what remains is how XLA fuses the bias and the sums."
+    ),
+    "step": (
+        "A training step is the sum of its layers; the rows below time the largest ones "
+        "(forward and backward, at the model's shapes) on both sides."
+    ),
+}
 
 # --------------------------------------------------------------------------- xpnn sides
 
@@ -111,6 +169,19 @@ def torch_conv(x, w, b, param, dout, device="cpu"):
         out = torch.nn.functional.conv2d(tx, tw, tb, stride=param["stride"], padding=param["pad"])
         out.backward(tdout)
         return tx.grad
+
+    return run
+
+
+def _three_products(a, b, d):
+    """The three GEMMs of an im2col convolution: forward, ``dw`` and ``dcols``."""
+    return a @ b, d @ b.mT, a.mT @ d
+
+
+def _xpnn_layer(forward, backward, inputs, dout, **backward_options):
+    def run():
+        _, cache = forward(*inputs)
+        return backward(dout, cache, **backward_options)
 
     return run
 
@@ -171,10 +242,22 @@ def _torch_cases(arrays: Callable, dtype: str, device: Any, ours: Callable) -> I
 
         return run
 
+    def no_grad(fn: Callable) -> Callable:
+        def run():
+            with torch.no_grad():
+                return fn()
+
+        return run
+
     rng = np.random.default_rng(0)
 
     def randn(*shape):
         return rng.standard_normal(shape).astype(dtype)
+
+    def elementwise_pass(x: np.ndarray) -> Stage:
+        ours_x, tx = arrays(x)[0], tensor(x, False)
+        return Stage("one elementwise pass, x * 1.5 (the yardstick)", lambda: ours_x * 1.5,
+                     lambda: tx * 1.5, yardstick=True)  # fmt: skip
 
     sync_ours = ours("sync")
     for xs, ws, stride, pad in CONV_SHAPES:
@@ -182,6 +265,9 @@ def _torch_cases(arrays: Callable, dtype: str, device: Any, ours: Callable) -> I
         h_out = (xs[2] + 2 * pad - ws[2]) // stride + 1
         dout = randn(xs[0], ws[0], h_out, h_out)
         param = {"stride": stride, "pad": pad}
+        tx, tw, tb = tensor(x, False), tensor(w, False), tensor(b, False)
+        rows, cols = math.prod(ws[1:]), xs[0] * h_out * h_out
+        products = [randn(ws[0], rows), randn(rows, cols), randn(ws[0], cols)]
         yield Case(
             "conv fwd+bwd",
             conv_label(xs, ws, stride, pad),
@@ -192,20 +278,44 @@ def _torch_cases(arrays: Callable, dtype: str, device: Any, ours: Callable) -> I
             sync_ours,
             sync_torch,
             1.0 if dtype == "float64" else 2.0,
+            stages=(
+                Stage(
+                    "forward",
+                    partial(conv_forward_fast, *arrays(x, w, b), param),
+                    no_grad(partial(F.conv2d, tx, tw, tb, stride=stride, padding=pad)),
+                ),
+                Stage(
+                    f"the three matrix products of im2col alone, "
+                    f"{3 * conv_flops(xs, ws, stride, pad) / 1e9:.1f} GFLOP",
+                    partial(_three_products, *arrays(*products)),
+                    no_grad(partial(_three_products, *(tensor(a, False) for a in products))),
+                ),
+            ),
+            limit=LIMITS["conv"],
         )
     x = randn(*POOL_SHAPE)
     dout = randn(POOL_SHAPE[0], POOL_SHAPE[1], POOL_SHAPE[2] // 2, POOL_SHAPE[3] // 2)
     tx = tensor(x)
+    pool_param = {"pool_height": 2, "pool_width": 2, "stride": 2}
     yield Case(
         "max pool 2x2 fwd+bwd",
         f"x{_describe(POOL_SHAPE)}",
         dtype,
         reference,
-        _xpnn_pool(*arrays(x), {"pool_height": 2, "pool_width": 2, "stride": 2}, arrays(dout)[0]),
+        _xpnn_pool(*arrays(x), pool_param, arrays(dout)[0]),
         autograd(lambda tx=tx: F.max_pool2d(tx, 2, 2), [tx], tensor(dout, False)),
         sync_ours,
         sync_torch,
         1.2,
+        stages=(
+            Stage(
+                "forward",
+                partial(max_pool_forward_fast, arrays(x)[0], pool_param),
+                no_grad(lambda tx=tx: F.max_pool2d(tx, 2, 2)),
+            ),
+            elementwise_pass(x),
+        ),
+        limit=LIMITS["elementwise"],
     )
     for shape, forward, backward, op in (
         (BATCHNORM_SHAPE, batchnorm_forward, batchnorm_backward_alt, "batch norm fwd+bwd"),
@@ -235,6 +345,19 @@ def _torch_cases(arrays: Callable, dtype: str, device: Any, ours: Callable) -> I
             sync_ours,
             sync_torch,
             2.0,
+            stages=(
+                Stage(
+                    "forward",
+                    partial(forward, *arrays(x, gamma, beta), {"mode": "train"}),
+                    no_grad(
+                        lambda a=(tx, tg, tbeta): F.batch_norm(
+                            a[0], None, None, *a[1:], training=True
+                        )
+                    ),
+                ),
+                elementwise_pass(x),
+            ),
+            limit=LIMITS["elementwise"],
         )
 
     # Training steps: the same networks as nn.Modules with torch.optim.SGD.
@@ -261,6 +384,15 @@ def _torch_cases(arrays: Callable, dtype: str, device: Any, ours: Callable) -> I
         sync_ours,
         sync_torch,
         1.0 if dtype == "float64" else 2.0,
+        stages=(
+            Stage(
+                "forward (scores)",
+                partial(model.loss, arrays(X)[0]),
+                no_grad(partial(net, tensor(X, False))),
+            ),
+            *_step_layer_stages(net, arrays, tensor, randn, autograd),
+        ),
+        limit=LIMITS["step"],
     )
     X = randn(100, 3 * 32 * 32)
     y = rng.integers(0, 10, 100)
@@ -289,6 +421,40 @@ def _torch_cases(arrays: Callable, dtype: str, device: Any, ours: Callable) -> I
         _torch_step(net, tensor(X, False), torch.from_numpy(y).to(device)),
         sync_ours,
         sync_torch,
+    )
+
+
+def _step_layer_stages(net, arrays, tensor, randn, autograd) -> Iterator[Stage]:
+    """The conv, ReLU, pool and hidden affine layers of the ThreeLayerConvNet step."""
+    import torch.nn.functional as F
+
+    conv, pool = net[0], {"pool_height": 2, "pool_width": 2, "stride": 2}
+    x, w, b = randn(50, 3, 32, 32), randn(32, 3, 7, 7), randn(32)
+    h, dh, dpool = randn(50, 32, 32, 32), randn(50, 32, 32, 32), randn(50, 32, 16, 16)
+    tx, tw, tb, th = tensor(x, False), tensor(w), tensor(b), tensor(h)
+    yield Stage(
+        "conv 3->32 7x7 fwd+bwd, no dx",
+        _xpnn_layer(conv_forward_fast, conv_backward_fast, (*arrays(x, w, b), {"stride": 1,
+                    "pad": 3}), arrays(dh)[0], input_grad=False),
+        autograd(lambda: F.conv2d(tx, tw, tb, padding=conv.padding), [tw, tb],
+                 tensor(dh, False)),
+    )  # fmt: skip
+    yield Stage(
+        "ReLU fwd+bwd, (50,32,32,32)",
+        _xpnn_layer(relu_forward, relu_backward, arrays(h), arrays(dh)[0]),
+        autograd(lambda: F.relu(th), [th], tensor(dh, False)),
+    )
+    yield Stage(
+        "max pool fwd+bwd, (50,32,32,32)",
+        _xpnn_pool(arrays(h)[0], pool, arrays(dpool)[0]),
+        autograd(lambda: F.max_pool2d(th, 2, 2), [th], tensor(dpool, False)),
+    )
+    a, wa, ba, da = randn(50, 8192), randn(8192, 100), randn(100), randn(50, 100)
+    ta, twa, tba = tensor(a), tensor(wa.T.copy()), tensor(ba)
+    yield Stage(
+        "affine 8192->100 fwd+bwd",
+        _xpnn_layer(affine_forward, affine_backward, arrays(a, wa, ba), arrays(da)[0]),
+        autograd(lambda: F.linear(ta, twa, tba), [ta, twa, tba], tensor(da, False)),
     )
 
 
@@ -344,16 +510,19 @@ def _jax_cases(dtype: str) -> Iterator[Case]:
             return out + b[None, :, None, None]
 
         ref = vjp_of(conv)
+        forward = jax.jit(lambda x, w, b, param=param: conv_forward_fast(x, w, b, param)[0])
         yield Case(
             "conv fwd+bwd",
             conv_label(xs, ws, stride, pad),
             dtype,
             reference,
-            lambda ours=ours, x=x, w=w, b=b, dout=dout: ours(x, w, b, dout),
-            lambda ref=ref, x=x, w=w, b=b, dout=dout: ref(dout, x, w, b),
+            partial(ours, x, w, b, dout),
+            partial(ref, dout, x, w, b),
             sync,
             sync,
             1.0,
+            stages=(Stage("forward", partial(forward, x, w, b), partial(jax.jit(conv), x, w, b)),),
+            limit=LIMITS["jax conv"],
         )
     x = randn(*POOL_SHAPE)
     dout = randn(POOL_SHAPE[0], POOL_SHAPE[1], POOL_SHAPE[2] // 2, POOL_SHAPE[3] // 2)
