@@ -53,6 +53,9 @@ def _run_suite(session: nox.Session, backend: str) -> None:
     env = {"XPNN_BACKEND": backend}
     if backend == "jax":
         env["JAX_ENABLE_X64"] = "1"
+        # 4 CPU devices for the data-parallel tests (tests/test_data_parallel.py)
+        forced = "--xla_force_host_platform_device_count=4"
+        env["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {forced}".strip()
     session.run("pytest", *session.posargs, env=env)
 
 

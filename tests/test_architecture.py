@@ -37,6 +37,7 @@ RANKS = [
     ("xpnn.classifiers", 6),
     ("xpnn.solver", 6),
     ("xpnn._compiled_step", 5),  # the Solver's jax.jit step (imports only jax)
+    ("xpnn._data_parallel", 5),  # the Solver's device mesh and shardings (imports only jax)
     ("xpnn.gradcheck", 7),
     ("xpnn.torch", 7),  # the PyTorch bridge: autograd functions and nn modules over layers
     ("xpnn.jax", 7),  # the JAX bridge: layers as jax.custom_vjp functions

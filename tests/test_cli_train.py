@@ -68,6 +68,42 @@ def test_plot_writes_a_png(tmp_path):
         (["--lr", "-1"], "--lr must be positive"),
         (["--dataset", "cifar10", "--data-dir", "{tmp}/nothing"], "data_batch_1"),
         (["--resume", "{tmp}/missing.npz"], "no checkpoint at"),
+        (["--devices", "2"], "--devices needs --backend jax"),
+        (
+            ["--coordinator", "127.0.0.1:1", "--num-processes", "2", "--process-id", "0"],
+            "--coordinator needs --backend jax",
+        ),
+        (["--backend", "jax", "--devices", "0"], "--devices must be a positive integer"),
+        (
+            ["--backend", "jax", "--coordinator", "127.0.0.1:1"],
+            "--coordinator needs --num-processes, --process-id too",
+        ),
+        (
+            [
+                "--backend",
+                "jax",
+                "--coordinator",
+                "127.0.0.1:1",
+                "--num-processes",
+                "2",
+                "--process-id",
+                "2",
+            ],
+            "--process-id must be in 0 .. 1; got 2",
+        ),
+        (
+            [
+                "--backend",
+                "jax",
+                "--coordinator",
+                "localhost",
+                "--num-processes",
+                "2",
+                "--process-id",
+                "0",
+            ],
+            "--coordinator must be HOST:PORT",
+        ),
     ],
 )
 def test_user_mistakes_get_one_line_and_status_2(tmp_path, capsys, argv, message):
@@ -242,3 +278,16 @@ def test_the_numpy_path_never_imports_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_devices_must_split_the_batch(capsys):
+    jax = pytest.importorskip("jax")
+    devices = min(len(jax.devices()), 4)
+    if devices < 2:
+        pytest.skip("needs several JAX devices (tests-jax forces 4 CPU devices)")
+    assert main(["train", "--backend", "jax", "--devices", str(devices), "--batch-size",
+                 str(2 * devices + 1), "--quiet"]) == 2  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    odd = 2 * devices + 1
+    assert err == (f"xpnn train: --batch-size {odd} does not split over {devices} devices; "
+                   f"use a multiple of {devices}, e.g. --batch-size {2 * devices}")  # fmt: skip

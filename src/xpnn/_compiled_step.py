@@ -1,7 +1,7 @@
 """The Solver's training step on JAX: forward, backward and update as one ``jax.jit`` function.
 
 The step is a pure function of arrays: parameters, model state (batch-norm running
-averages), optimizer state, the minibatch, a base random key and the iteration number
+averages), optimizer state, the minibatch, the run's random seed and the iteration number
 go in; the loss, one finiteness flag per parameter, and the new parameters, model state
 and optimizer state come out. Nothing is written into the model or the Solver under
 trace: the Solver commits the outputs afterwards, and only when they are finite.
@@ -36,6 +36,9 @@ class CompiledStep:
         Has ``functional_loss(params, state, X, y=None, *, key=None)``.
     update : callable
         An update rule of :mod:`xpnn.optim`.
+    parallel : DataParallel or None
+        Devices to shard each minibatch over (``xpnn._data_parallel``); the outputs are
+        then replicated on them.
 
     Attributes
     ----------
@@ -43,18 +46,21 @@ class CompiledStep:
         How many times each function was traced (compiled): ``{'step': n, 'predict': m}``.
     """
 
-    def __init__(self, model: Any, update: Callable[..., Any]):
+    def __init__(self, model: Any, update: Callable[..., Any], parallel: Any = None):
         self.model = model
         self.update = update
-        self.traces = {"step": 0, "predict": 0}
-        self._step = jax.jit(self._pure_step)
+        self.parallel = parallel
+        self.traces = {"step": 0, "predict": 0, "count_correct": 0}
+        replicated = None if parallel is None else parallel.replicated
+        self._step = jax.jit(self._pure_step, out_shardings=replicated)
         self._predict = jax.jit(self._pure_predict)
+        self._count_correct = jax.jit(self._pure_count_correct, out_shardings=replicated)
 
     # ------------------------------------------------------------------ pure functions
 
-    def _pure_step(self, params, state, optim_arrays, optim_scalars, X, y, key, iteration):
+    def _pure_step(self, params, state, optim_arrays, optim_scalars, X, y, seed, iteration):
         self.traces["step"] += 1
-        step_key = jax.random.fold_in(key, iteration)
+        step_key = jax.random.fold_in(jax.random.key(seed), iteration)
         loss, grads, new_state = self.model.functional_loss(params, state, X, y, key=step_key)
         new_params, new_arrays, changed_keys, changed_values = {}, {}, [], []
         for name, w in params.items():
@@ -82,6 +88,11 @@ class CompiledStep:
         self.traces["predict"] += 1
         return jnp.argmax(self.model.functional_loss(params, state, X), axis=1)
 
+    def _pure_count_correct(self, params, state, X, y, weight):
+        self.traces["count_correct"] += 1
+        predicted = jnp.argmax(self.model.functional_loss(params, state, X), axis=1)
+        return jnp.sum(jnp.where(predicted == y, weight, 0))
+
     # ------------------------------------------------------------------ host side
 
     def step(
@@ -91,7 +102,7 @@ class CompiledStep:
         optim_configs: dict[str, dict[str, Any]],
         X: Any,
         y: Any,
-        key: Any,
+        seed: int,
         iteration: int,
     ) -> tuple[float, dict[str, bool], dict, dict, dict]:
         """Run one step; read back, in one transfer, what the host needs.
@@ -103,9 +114,10 @@ class CompiledStep:
             Per parameter, as :func:`xpnn.optim.init_config` gives it: Python numbers
             (hyperparameters, Adam's ``t``) and arrays (the rule's state).
         X, y : arrays
-            The minibatch, on the parameters' device.
-        key : JAX random key
-            The run's base key; the step's own is ``fold_in(key, iteration)``.
+            The minibatch, on the parameters' device (or split over the devices of
+            ``parallel``, the others then replicated on them).
+        seed : int
+            Of the run's base key; the step's own is ``fold_in(key(seed), iteration)``.
         iteration : int
 
         Returns
@@ -122,10 +134,12 @@ class CompiledStep:
         scalars = {
             n: {k: v for k, v in c.items() if _is_scalar(v)} for n, c in optim_configs.items()
         }
+        if self.parallel is not None:
+            params, state, arrays = self.parallel.replicate((params, state, arrays))
         status, changed, new_params, new_state, new_arrays = self._step(
-            params, state, arrays, scalars, X, y, key, iteration
+            params, state, arrays, scalars, X, y, seed, iteration
         )
-        status, changed = jax.device_get((status, changed))
+        status, changed = self._to_host(status), self._to_host(changed)
         new_configs = {name: {**scalars[name], **new_arrays[name]} for name in optim_configs}
         for (name, k), value in zip(self._changed_keys, changed.tolist(), strict=True):
             new_configs[name][k] = type(scalars[name][k])(value)
@@ -135,6 +149,19 @@ class CompiledStep:
     def predict(self, params: dict[str, Any], state: dict[str, Any], X: Any) -> Any:
         """The predicted classes (N,) of the test-mode scores, on the device."""
         return self._predict(params, state, X)
+
+    def count_correct(
+        self, params: dict[str, Any], state: dict[str, Any], X: Any, y: Any, weight: Any
+    ) -> float:
+        """``sum(weight * (prediction == y))`` over a (sharded) batch, read back."""
+        if self.parallel is not None:
+            params, state = self.parallel.replicate((params, state))
+        return float(self._to_host(self._count_correct(params, state, X, y, weight)))
+
+    def _to_host(self, array: Any) -> Any:
+        if self.parallel is not None:
+            return self.parallel.to_host(array)
+        return jax.device_get(array)
 
 
 def _is_scalar(value: Any) -> bool:

@@ -103,6 +103,17 @@ class Solver(TrainingLoop):
         from ``seed`` (without a seed, from a number drawn once from NumPy's global RNG),
         folded in with the iteration number: a new mask every step, reproducible and
         restored exactly on resume.
+    devices : int, sequence of jax.Device, or jax.sharding.Mesh, optional
+        Data parallelism for the compiled JAX step: each minibatch is split over these
+        devices (a mesh's ``'batch'`` axis; an int N takes the first N of
+        ``jax.devices()``, every process's after ``jax.distributed.initialize``), and
+        parameters, model state and optimizer state are replicated on them. XLA sums the
+        gradients, and batch norm's statistics are those of the whole global batch, so
+        a step equals the one-device step on the same batch. ``batch_size`` must divide
+        by the number of devices. The training rows are split into one equal part per
+        device and each step draws ``batch_size / devices`` rows from every part (see
+        ``xpnn._data_parallel``). In a multi-process run, ``data`` is this process's
+        shard, and ``seed`` is required. Default: one device, no sharding.
 
     Raises
     ------
@@ -132,6 +143,7 @@ class Solver(TrainingLoop):
         self.progress = kwargs.pop("progress", None)
         self.run_info = dict(kwargs.pop("run_info", {}))
         jit = kwargs.pop("jit", None)
+        devices = kwargs.pop("devices", None)
         if kwargs:
             raise ValueError(f"Unrecognized arguments {', '.join(sorted(kwargs))}")
         if self.update_rule not in UPDATE_RULES:
@@ -144,6 +156,7 @@ class Solver(TrainingLoop):
         self.seed = seed
         self.rng = np.random if seed is None else np.random.RandomState(seed)
         self.jit = self._jit_setting(jit)
+        self.parallel = None if devices is None else self._data_parallel(devices)
         self._compiled: Any = None
         self._reset()
 
@@ -181,6 +194,32 @@ class Solver(TrainingLoop):
             )
         return possible if jit is None else jit
 
+    def _data_parallel(self, devices: Any) -> Any:
+        if not self.jit:
+            raise ValueError(
+                "devices= shards the compiled JAX step: it needs a JAX model with "
+                "functional_loss, and jit left on"
+            )
+        from ._data_parallel import DataParallel
+
+        parallel = DataParallel(devices)
+        parallel.check_divides(self.batch_size)
+        import jax
+
+        if jax.process_count() > 1 and self.seed is None:
+            raise ValueError(
+                "seed is required in a run over several processes: every process must draw "
+                "the same minibatches and dropout masks"
+            )
+        return parallel
+
+    @property
+    def iterations_per_epoch(self) -> int:
+        if self.parallel is None:
+            return super().iterations_per_epoch
+        rows = int(self.parallel.gather(_rows(self.X_train)).sum())  # every process's rows
+        return max(rows // self.batch_size, 1)
+
     # ------------------------------------------------------------------ training
 
     def _step(self, t: int, total: int) -> float:
@@ -190,6 +229,12 @@ class Solver(TrainingLoop):
         together, so an exception or a non-finite value leaves the model (batch-norm
         running averages included) and the optimizer as they were before the step.
         """
+        if self.parallel is not None:
+            batch = self.parallel.sample(self.rng, _rows(self.X_train), self.batch_size)
+            X, y = self.parallel.shard_batch(
+                to_numpy(_take(self.X_train, batch)), to_numpy(_take(self.y_train, batch))
+            )
+            return self._compiled_step(X, y, t, total)
         batch = self.rng.choice(_rows(self.X_train), self.batch_size)
         X, y = self._to_model(_take(self.X_train, batch), _take(self.y_train, batch))
         if self.jit:
@@ -224,8 +269,6 @@ class Solver(TrainingLoop):
 
     def _compiled_step(self, X: Any, y: Any, t: int, total: int) -> float:
         """The step of :meth:`_step` as one ``jax.jit`` function; committed if finite."""
-        import jax
-
         if self.key_seed is None:
             # Drawn only where masks are drawn, so that the minibatches of an unseeded run
             # without dropout are those of the eager step.
@@ -238,9 +281,8 @@ class Solver(TrainingLoop):
                 name: optim.init_config(self.update_rule, w, configs[name])
                 for name, w in self.model.params.items()
             }
-        key = jax.random.key(self.key_seed)
         value, finite, params, state, configs = self._compiled_functions().step(
-            self.model.params, self.model.state, configs, X, y, key, t
+            self.model.params, self.model.state, configs, X, y, self.key_seed, t
         )
         if not finite.pop("loss"):
             self._diverged(f"loss is {value}", t, total)
@@ -257,7 +299,7 @@ class Solver(TrainingLoop):
         if self._compiled is None:
             from ._compiled_step import CompiledStep
 
-            self._compiled = CompiledStep(self.model, self.update)
+            self._compiled = CompiledStep(self.model, self.update, self.parallel)
         return self._compiled
 
     def _diverged(self, what: str, t: int, total: int) -> None:
@@ -272,7 +314,15 @@ class Solver(TrainingLoop):
     def check_accuracy(
         self, X: Any, y: Any, num_samples: int | None = None, batch_size: int = 100
     ) -> float:
-        """Fraction of correct predictions on ``num_samples`` sampled rows (None: all)."""
+        """Fraction of correct predictions on ``num_samples`` sampled rows (None: all).
+
+        With ``devices``, the rows are split over the devices too (``num_samples`` rounded
+        up to a multiple of their number, drawn from every device's part as the minibatches
+        are); in a multi-process run ``X`` and ``y`` are this process's shard and the
+        fraction is over every process's rows.
+        """
+        if self.parallel is not None:
+            return self._check_accuracy_sharded(X, y, num_samples, batch_size)
         n = _rows(X)
         if num_samples is not None and n > num_samples:
             rows = self.rng.choice(n, num_samples)
@@ -291,6 +341,34 @@ class Solver(TrainingLoop):
             predictions.append(to_numpy(predicted))
         predicted = np.concatenate(predictions) if predictions else np.zeros(0, np.int64)
         return float(np.mean(predicted == to_numpy(y))) if n else 0.0
+
+    def _check_accuracy_sharded(
+        self, X: Any, y: Any, num_samples: int | None, batch_size: int
+    ) -> float:
+        from ._data_parallel import padded
+
+        parallel = self.parallel
+        if num_samples is not None and _rows(X) * parallel.size > num_samples:
+            rows = parallel.sample(self.rng, _rows(X), padded(num_samples, parallel.size))
+            X, y = _take(X, rows), _take(y, rows)
+        X, y = to_numpy(X), to_numpy(y)
+        local_batch = padded(batch_size, parallel.size) // parallel.size * parallel.local_size
+        counts = parallel.gather(_rows(X))
+        batches = -(-int(counts.max()) // local_batch)  # the same on every process
+        correct = 0.0
+        for i in range(batches):
+            X_rows, y_rows = X[i * local_batch : (i + 1) * local_batch], y[i * local_batch :][
+                :local_batch]  # fmt: skip
+            weight = np.zeros(local_batch, np.float32)
+            weight[: len(X_rows)] = 1
+            fill = local_batch - len(X_rows)  # zero rows, weighted 0, keep the shapes fixed
+            X_rows = np.concatenate([X_rows, np.zeros((fill, *X.shape[1:]), X.dtype)])
+            y_rows = np.concatenate([y_rows, np.zeros(fill, y.dtype)])
+            correct += self._compiled_functions().count_correct(
+                self.model.params, self.model.state, *parallel.shard_batch(X_rows, y_rows, weight)
+            )
+        total = int(counts.sum())
+        return correct / total if total else 0.0
 
     # ------------------------------------------------------------------ loop hooks
 
@@ -319,7 +397,10 @@ class Solver(TrainingLoop):
     # ------------------------------------------------------------------ backends
 
     def _to_model(self, *arrays: Any) -> tuple[Any, ...]:
-        """Move arrays to the backend and device of the model's parameters."""
+        """Move arrays to the backend and device of the model's parameters (replicated on
+        the devices of ``devices``)."""
+        if self.parallel is not None:
+            return tuple(self.parallel.replicate(self._host(a)) for a in arrays)
         reference = next(iter(self.model.params.values()))
         name = backend_name(reference)
         moved = []
@@ -335,21 +416,35 @@ class Solver(TrainingLoop):
         if self.checkpoint_name is None:
             return
         path = Path(f"{self.checkpoint_name}_epoch_{self.epoch}.npz")
-        save_npz_atomically(path, self._checkpoint_arrays())
+        arrays = self._checkpoint_arrays()
+        if self.parallel is None or self._is_first_process():  # written once per run
+            save_npz_atomically(path, arrays)
         self.last_checkpoint = path
+
+    @staticmethod
+    def _is_first_process() -> bool:
+        import jax
+
+        return jax.process_index() == 0
+
+    def _host(self, array: Any) -> np.ndarray:
+        """A NumPy copy of a model or optimizer array (of a replicated one: its value)."""
+        if self.parallel is not None:
+            return self.parallel.to_host(array)
+        return to_numpy(array)
 
     def _checkpoint_arrays(self) -> dict[str, np.ndarray]:
         arrays: dict[str, np.ndarray] = {}
         for name, value in self.model.params.items():
-            arrays[f"param/{name}"] = to_numpy(value)
+            arrays[f"param/{name}"] = self._host(value)
         for name, value in self.best_params.items():
-            arrays[f"best/{name}"] = to_numpy(value)
+            arrays[f"best/{name}"] = self._host(value)
         for i, bn_param in enumerate(getattr(self.model, "bn_params", None) or []):
             for key in ("running_mean", "running_var"):
                 if bn_param.get(key) is not None:
-                    arrays[f"bn/{i}/{key}"] = to_numpy(bn_param[key])
+                    arrays[f"bn/{i}/{key}"] = self._host(bn_param[key])
         for (i, key), value in self.best_bn_stats.items():
-            arrays[f"best_bn/{i}/{key}"] = to_numpy(value)
+            arrays[f"best_bn/{i}/{key}"] = self._host(value)
         scalars: dict[str, dict[str, Any]] = {}
         for name, config in self.optim_configs.items():
             scalars[name] = {}
@@ -357,7 +452,7 @@ class Solver(TrainingLoop):
                 if isinstance(value, (bool, int, float, str)):
                     scalars[name][key] = value
                 else:
-                    arrays[f"optim/{name}/{key}"] = to_numpy(value)
+                    arrays[f"optim/{name}/{key}"] = self._host(value)
         random_states = {}
         for which, generator in self._generators().items():
             kind, keys, pos, has_gauss, cached = generator.get_state()
@@ -439,7 +534,7 @@ class Solver(TrainingLoop):
             )
 
         def like_model(value: np.ndarray, name: str) -> Any:
-            (moved,) = self._to_model(value.astype(to_numpy(self.model.params[name]).dtype))
+            (moved,) = self._to_model(value.astype(self._host(self.model.params[name]).dtype))
             return moved
 
         self.model.params = {k: like_model(v, k) for k, v in params.items()}

@@ -67,6 +67,21 @@ def add_parser(commands: Any) -> None:
         "backend's default device)",
     )
     parser.add_argument(
+        "--devices",
+        type=int,
+        metavar="N",
+        help="JAX: split each minibatch over N devices (data parallel; --batch-size must "
+        "divide by N). Default: 1, or every device of a multi-process run",
+    )
+    parser.add_argument(
+        "--coordinator",
+        metavar="HOST:PORT",
+        help="JAX, several processes: the address of process 0 (jax.distributed); give "
+        "--num-processes and --process-id too. Each process trains on its shard of the data",
+    )
+    parser.add_argument("--num-processes", type=int, metavar="P", help="with --coordinator")
+    parser.add_argument("--process-id", type=int, metavar="I", help="with --coordinator: 0 .. P-1")
+    parser.add_argument(
         "--epochs", type=int, help="total epochs (a resumed run continues up to it)"
     )
     parser.add_argument("--batch-size", type=int)
@@ -132,11 +147,15 @@ def _train(args: argparse.Namespace) -> int:
         from . import train_torch
 
         torch_device = train_torch.check_args(args, settings)
+    distributed = _check_parallel_args(args, settings)
     if args.plot is not None:
         _require_matplotlib()
     _check_outputs(args)
     if settings["framework"] == "xpnn":
         _require_backend(args.backend)
+    process, processes = _join(args) if distributed else (0, 1)
+    if process != 0:  # one process reports and writes; the Solver checkpoints from 0 too
+        args.quiet, args.metrics_out, args.plot = True, None, None
 
     if settings["dataset"] == "digits":
         data = datasets.load_digits(seed=settings["seed"])
@@ -145,6 +164,19 @@ def _train(args: argparse.Namespace) -> int:
     # The models are float32: give them float32 images (as the assignment's
     # FullyConnectedNet does), rather than promote every layer to float64.
     data = {k: v.astype(np.float32) if k.startswith("X_") else v for k, v in data.items()}
+    devices = args.devices
+    if args.backend == "jax" and (devices is not None or processes > 1):
+        import jax
+
+        devices = devices or len(jax.devices())
+        if settings["batch_size"] % devices:
+            multiple = max(settings["batch_size"] // devices, 1) * devices
+            raise UsageError(
+                f"--batch-size {settings['batch_size']} does not split over {devices} devices; "
+                f"use a multiple of {devices}, e.g. --batch-size {multiple}"
+            )
+        if processes > 1:
+            data = _process_shard(data, devices, process, processes)
     checkpoint_name = None
     if args.checkpoint_dir is not None:
         checkpoint_name = str(args.checkpoint_dir / f"{settings['model']}_{settings['dataset']}")
@@ -156,8 +188,12 @@ def _train(args: argparse.Namespace) -> int:
         )  # fmt: skip
         backend, where = "torch", f"torch framework, {torch_device}"
     else:
-        solver, model_name = _solver(args, settings, data, checkpoint_name, run_info)
+        solver, model_name = _solver(args, settings, data, checkpoint_name, run_info, devices)
         backend = where = args.backend
+        if devices is not None:
+            where += f", {devices} devices" + (
+                f" in {processes} processes" if processes > 1 else ""
+            )
     if args.resume is not None:
         solver.load_checkpoint(args.resume)
         if solver.epoch >= epochs:
@@ -184,11 +220,12 @@ def _train(args: argparse.Namespace) -> int:
         "val_acc": val_acc,
         "test_acc": test_acc,
     }
-    print(
-        f"{model_name} on {settings['dataset']} ({where}): {solver.epoch} epochs "
-        f"in {seconds:.1f} s, best val acc {solver.best_val_acc:.3f}, val acc {val_acc:.3f}, "
-        f"test acc {test_acc:.3f}"
-    )
+    if process == 0:
+        print(
+            f"{model_name} on {settings['dataset']} ({where}): {solver.epoch} epochs in "
+            f"{seconds:.1f} s, best val acc {solver.best_val_acc:.3f}, val acc {val_acc:.3f}, "
+            f"test acc {test_acc:.3f}"
+        )
     if args.metrics_out is not None:
         text = json.dumps(metrics, indent=1) + "\n"
         write_atomically(args.metrics_out, lambda file: file.write(text), binary=False)
@@ -235,6 +272,7 @@ def _solver(
     data: dict[str, Any],
     checkpoint_name: str | None,
     run_info: dict[str, Any],
+    devices: int | None = None,
 ) -> tuple[Any, str]:
     """The Solver of an ``--framework xpnn`` run, and its model's name."""
     from ..solver import Solver
@@ -256,8 +294,72 @@ def _solver(
         verbose=not args.quiet,
         seed=settings["seed"],
         run_info=run_info,
+        devices=devices,
     )
     return solver, type(model).__name__
+
+
+def _check_parallel_args(args: argparse.Namespace, settings: dict[str, Any]) -> bool:
+    """Check --devices and the multi-process flags; True for a multi-process run."""
+    flags = {"--coordinator": args.coordinator, "--num-processes": args.num_processes,
+             "--process-id": args.process_id}  # fmt: skip
+    given = [flag for flag, value in flags.items() if value is not None]
+    if (given or args.devices is not None) and (
+        settings["framework"] != "xpnn" or args.backend != "jax"
+    ):
+        first = given[0] if given else "--devices"
+        raise UsageError(f"{first} needs --backend jax (data parallelism runs on JAX)")
+    if args.devices is not None and args.devices < 1:
+        raise UsageError(f"--devices must be a positive integer; got {args.devices}")
+    if not given:
+        return False
+    if len(given) < len(flags):
+        missing = ", ".join(flag for flag in flags if flag not in given)
+        raise UsageError(f"{given[0]} needs {missing} too")
+    host, _, port = args.coordinator.rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError(
+            f"--coordinator must be HOST:PORT, e.g. 127.0.0.1:12355; got {args.coordinator!r}"
+        )
+    if args.num_processes < 1:
+        raise UsageError(f"--num-processes must be a positive integer; got {args.num_processes}")
+    if not 0 <= args.process_id < args.num_processes:
+        raise UsageError(
+            f"--process-id must be in 0 .. {args.num_processes - 1}; got {args.process_id}"
+        )
+    return True
+
+
+def _join(args: argparse.Namespace) -> tuple[int, int]:
+    """``jax.distributed.initialize``: this process's index and the number of processes."""
+    import jax
+
+    try:
+        jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
+    except (RuntimeError, ValueError) as err:
+        raise UsageError(f"cannot join the run at {args.coordinator}: {err}") from None
+    return jax.process_index(), jax.process_count()
+
+
+def _process_shard(
+    data: dict[str, Any], devices: int, process: int, processes: int
+) -> dict[str, Any]:
+    """This process's rows: its devices' equal parts of the training set, its share of the
+    others (see ``xpnn._data_parallel``: the run is then that of one process with all the
+    devices)."""
+    if devices % processes:
+        raise UsageError(f"--devices {devices} does not split over {processes} processes")
+    part = len(data["X_train"]) // devices
+    per_process = part * devices // processes
+    train = slice(process * per_process, (process + 1) * per_process)
+    shard = {"X_train": data["X_train"][train], "y_train": data["y_train"][train]}
+    for split in ("val", "test"):
+        rows = np.array_split(np.arange(len(data[f"X_{split}"])), processes)[process]
+        shard[f"X_{split}"], shard[f"y_{split}"] = (
+            data[f"X_{split}"][rows],
+            data[f"y_{split}"][rows],
+        )
+    return shard
 
 
 #: Settings a checkpoint records, so that a resumed run continues the same training.
