@@ -188,3 +188,11 @@ def test_both_sides_of_each_step_stage_compute_the_same_gradient():
         if isinstance(ours, tuple):  # conv: (None, dw, db); affine: (dx, dw, db)
             ours = ours[1] if ours[0] is None else ours[0]
         np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-10, err_msg=stage.name)
+
+
+def test_a_forward_longer_than_the_whole_case_is_explained_not_subtracted():
+    results = _missed_with_stages()
+    results.rows[0].stages[0] = ("forward", 4e-3, 2e-3)  # more than the whole case: 3 ms
+    text = "\n".join(bench.report(results))
+    assert "the rest: backward" not in text
+    assert "the compiler drops the forward computation they do not need" in text

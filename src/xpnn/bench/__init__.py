@@ -309,10 +309,15 @@ def _profile(rows: list[Row]) -> list[str]:
         first, ours_fwd, ref_fwd = row.stages[0]
         if first.startswith("forward") and ref_fwd is not None:
             ours_bwd, ref_bwd = row.ours - ours_fwd, row.reference - ref_fwd
-            lines.append(
-                f"| the rest: backward (and update), whole case minus {first} | "
-                f"{ms(ours_bwd)} | {ms(ref_bwd)} | {ratio(ours_bwd, ref_bwd)} |"
-            )
+            if ours_bwd > 0 and ref_bwd > 0:
+                lines.append(
+                    f"| the rest: backward (and update), whole case minus {first} | "
+                    f"{ms(ours_bwd)} | {ms(ref_bwd)} | {ratio(ours_bwd, ref_bwd)} |"
+                )
+            else:  # a compiler dropped the unused forward output from the whole case
+                lines += ["", f"The whole case takes less than its {first} alone: the "
+                          "compiled case returns only gradients, and the compiler drops the "
+                          "forward computation they do not need."]  # fmt: skip
         for stage, (name, ours, ref) in zip(c.stages, row.stages, strict=True):
             if stage.yardstick and ref is not None:
                 lines += [
