@@ -233,15 +233,6 @@ def _torch_cases(arrays: Callable, dtype: str, device: Any, ours: Callable) -> I
     def tensor(a: np.ndarray, grad: bool = True) -> Any:
         return torch.from_numpy(a).to(device).requires_grad_(grad)
 
-    def autograd(fn: Callable, inputs: list, dout: Any) -> Callable:
-        def run():
-            for t in inputs:
-                t.grad = None
-            fn().backward(dout)
-            return inputs[0].grad
-
-        return run
-
     def no_grad(fn: Callable) -> Callable:
         def run():
             with torch.no_grad():
@@ -303,7 +294,7 @@ def _torch_cases(arrays: Callable, dtype: str, device: Any, ours: Callable) -> I
         dtype,
         reference,
         _xpnn_pool(*arrays(x), pool_param, arrays(dout)[0]),
-        autograd(lambda tx=tx: F.max_pool2d(tx, 2, 2), [tx], tensor(dout, False)),
+        _autograd(lambda tx=tx: F.max_pool2d(tx, 2, 2), [tx], tensor(dout, False)),
         sync_ours,
         sync_torch,
         1.2,
@@ -335,7 +326,7 @@ def _torch_cases(arrays: Callable, dtype: str, device: Any, ours: Callable) -> I
             dtype,
             reference,
             _xpnn_norm(forward, backward, *arrays(x, gamma, beta, dout)),
-            autograd(
+            _autograd(
                 lambda tx=tx, tg=tg, tbeta=tbeta: F.batch_norm(
                     tx, None, None, tg, tbeta, training=True
                 ),
@@ -390,7 +381,7 @@ def _torch_cases(arrays: Callable, dtype: str, device: Any, ours: Callable) -> I
                 partial(model.loss, arrays(X)[0]),
                 no_grad(partial(net, tensor(X, False))),
             ),
-            *_step_layer_stages(net, arrays, tensor, randn, autograd),
+            *_step_layer_stages(net, arrays, tensor, randn),
         ),
         limit=LIMITS["step"],
     )
@@ -424,7 +415,7 @@ def _torch_cases(arrays: Callable, dtype: str, device: Any, ours: Callable) -> I
     )
 
 
-def _step_layer_stages(net, arrays, tensor, randn, autograd) -> Iterator[Stage]:
+def _step_layer_stages(net, arrays, tensor, randn) -> Iterator[Stage]:
     """The conv, ReLU, pool and hidden affine layers of the ThreeLayerConvNet step."""
     import torch.nn.functional as F
 
@@ -436,26 +427,39 @@ def _step_layer_stages(net, arrays, tensor, randn, autograd) -> Iterator[Stage]:
         "conv 3->32 7x7 fwd+bwd, no dx",
         _xpnn_layer(conv_forward_fast, conv_backward_fast, (*arrays(x, w, b), {"stride": 1,
                     "pad": 3}), arrays(dh)[0], input_grad=False),
-        autograd(lambda: F.conv2d(tx, tw, tb, padding=conv.padding), [tw, tb],
+        _autograd(lambda: F.conv2d(tx, tw, tb, padding=conv.padding), [tw, tb],
                  tensor(dh, False)),
     )  # fmt: skip
     yield Stage(
         "ReLU fwd+bwd, (50,32,32,32)",
         _xpnn_layer(relu_forward, relu_backward, arrays(h), arrays(dh)[0]),
-        autograd(lambda: F.relu(th), [th], tensor(dh, False)),
+        _autograd(lambda: F.relu(th), [th], tensor(dh, False)),
     )
     yield Stage(
         "max pool fwd+bwd, (50,32,32,32)",
         _xpnn_pool(arrays(h)[0], pool, arrays(dpool)[0]),
-        autograd(lambda: F.max_pool2d(th, 2, 2), [th], tensor(dpool, False)),
+        _autograd(lambda: F.max_pool2d(th, 2, 2), [th], tensor(dpool, False)),
     )
     a, wa, ba, da = randn(50, 8192), randn(8192, 100), randn(100), randn(50, 100)
     ta, twa, tba = tensor(a), tensor(wa.T.copy()), tensor(ba)
     yield Stage(
         "affine 8192->100 fwd+bwd",
         _xpnn_layer(affine_forward, affine_backward, arrays(a, wa, ba), arrays(da)[0]),
-        autograd(lambda: F.linear(ta, twa, tba), [ta, twa, tba], tensor(da, False)),
+        _autograd(lambda: F.linear(ta, twa, tba), [ta, twa, tba], tensor(da, False)),
     )
+
+
+def _autograd(fn: Callable, inputs: list, dout: Any) -> Callable:
+    """A run of ``fn()`` (PyTorch) and its backward pass from ``dout``; the first input's
+    gradient."""
+
+    def run():
+        for t in inputs:
+            t.grad = None
+        fn().backward(dout)
+        return inputs[0].grad
+
+    return run
 
 
 def _torch_step(net: Any, X: Any, y: Any) -> Callable:
