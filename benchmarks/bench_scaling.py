@@ -70,12 +70,15 @@ def step_seconds(model, X, y, devices: int) -> float:
     batch = parallel.shard_batch(X, y) if parallel else tuple(map(jax.numpy.asarray, (X, y)))
     configs = {n: optim.init_config("adam", w, {"learning_rate": 1e-4})
                for n, w in model.params.items()}  # fmt: skip
-    params, state = model.params, model.state
-    if parallel:
-        params, state = parallel.replicate((params, state))
+    # each step's outputs feed the next, as in the Solver: after the first step the
+    # parameters and optimizer state stay where the step put them (replicated)
+    carried = {"params": model.params, "state": model.state, "configs": configs}
 
     def one():
-        step.step(params, state, configs, *batch, 0, 0)
+        _, _, params, state, new_configs = step.step(
+            carried["params"], carried["state"], carried["configs"], *batch, np.uint32(0), 0
+        )
+        carried.update(params=params, state=state, configs=new_configs)
 
     return best_of(one, repeat=20, warmup=2)
 

@@ -20,6 +20,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 PROCESSES = 2
@@ -51,17 +52,23 @@ def launch(epochs: int, out: Path, timeout: float, extra: list[str]) -> int:
         log = open(out / f"process-{index}.log", "w")  # closed below
         processes.append((subprocess.Popen(command, env=env, stdout=log, stderr=log), log))
     status = 0
+    deadline = time.monotonic() + timeout
     try:
-        for process, _ in processes:
-            status = status or process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        status = 124
+        # Poll all of them: when one fails, the others would wait for it in a collective.
+        while status == 0 and any(process.poll() is None for process, _ in processes):
+            if time.monotonic() > deadline:
+                status = 124
+            time.sleep(0.1)
+            status = status or next(
+                (process.returncode for process, _ in processes if process.returncode), 0
+            )
     finally:
         for process, log in processes:
             if process.poll() is None:
                 process.kill()
                 process.wait()
             log.close()
+    status = status or next((p.returncode for p, _ in processes if p.returncode), 0)
     for index in range(PROCESSES):
         lines = (out / f"process-{index}.log").read_text().splitlines()
         shown = lines if status else [line for line in lines if "acc" in line]

@@ -7,6 +7,8 @@ Compile-light: small models and data, each Solver compiles its step once.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -296,3 +298,30 @@ def test_a_subclass_that_overrides_loss_trains_eagerly(jx):
     assert not _solver(model, _data()).jit
     assert _solver(_fcn("jax"), _data()).jit
     assert _solver(model, _data(), jit=True).jit  # asked for: compiled anyway
+
+
+def test_a_seed_above_int32_trains_without_x64(jx):
+    """NumPy takes seeds up to 2**32 - 1; the compiled step gets it as a uint32, which JAX
+    traces without x64 too (a Python int above 2**31 - 1 overflowed int32)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import numpy as np\n"
+        "from xpnn.classifiers import FullyConnectedNet\n"
+        "from xpnn.solver import Solver\n"
+        "rng = np.random.default_rng(0)\n"
+        "X, y = rng.standard_normal((40, 8)).astype('float32'), rng.integers(0, 3, 40)\n"
+        "model = FullyConnectedNet([6], input_dim=8, num_classes=3, dropout_keep_ratio=0.8,\n"
+        "                          dtype='float32', backend='jax')\n"
+        "solver = Solver(model, {'X_train': X, 'y_train': y, 'X_val': X, 'y_val': y},\n"
+        "                batch_size=10, num_epochs=1, seed=2**31 + 5, verbose=False)\n"
+        "solver.train()\n"
+        "assert solver.jit and np.isfinite(solver.loss_history).all()\n"
+        "print('trained', len(solver.loss_history))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "JAX_ENABLE_X64"}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "trained 4"

@@ -162,6 +162,12 @@ def test_sharded_accuracy_equals_the_one_device_accuracy():
     sharded = _solver(model, data, devices=DEVICES)
     assert sharded.check_accuracy(data["X_val"], data["y_val"], batch_size=8) == one
     assert 0 < one < 1
+    # more samples asked for than there are rows: all rows, no draw, on both
+    assert sharded.check_accuracy(data["X_val"], data["y_val"], num_samples=30) == one
+    # fewer: 8 rows drawn, 2 from each device's part
+    state = sharded.rng.get_state()[2]
+    sampled = sharded.check_accuracy(data["X_val"], data["y_val"], num_samples=8)
+    assert sampled * 8 == round(sampled * 8) and sharded.rng.get_state()[2] != state
 
 
 def test_a_sharded_run_trains_and_resumes_exactly_and_on_other_device_counts(tmp_path):
@@ -180,6 +186,7 @@ def test_a_sharded_run_trains_and_resumes_exactly_and_on_other_device_counts(tmp
     for devices, exact in ((DEVICES, True), (2, False), (None, False)):
         resumed = _solver(_fcn("batchnorm", keep=0.8, seed=9), data, devices=devices)
         resumed.load_checkpoint(checkpoint)
+        _same_training_state(resumed, first)
         resumed.train()
         assert resumed.epoch == 2 and np.isfinite(resumed.loss_history).all()
         if exact:
@@ -197,3 +204,18 @@ def test_only_the_first_process_writes_checkpoints(tmp_path, monkeypatch):
     solver.train()
     assert solver.last_checkpoint == tmp_path / "run_epoch_1.npz"
     assert list(tmp_path.iterdir()) == []
+
+
+def _same_training_state(resumed, first):
+    """Everything a run continues from, restored exactly from the checkpoint."""
+    assert resumed.key_seed == first.key_seed and resumed.iteration == first.iteration
+    state = resumed.rng.get_state()
+    np.testing.assert_array_equal(state[1], first.rng.get_state()[1])
+    assert state[2:] == first.rng.get_state()[2:]
+    for name, w in first.model.params.items():
+        np.testing.assert_array_equal(np.asarray(resumed.model.params[name]), np.asarray(w))
+        for key, value in first.optim_configs[name].items():
+            np.testing.assert_array_equal(np.asarray(resumed.optim_configs[name][key]),
+                                          np.asarray(value), err_msg=f"{name} {key}")  # fmt: skip
+    for key, value in first.model.state.items():
+        np.testing.assert_array_equal(np.asarray(resumed.model.state[key]), np.asarray(value))

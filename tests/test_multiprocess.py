@@ -40,7 +40,8 @@ def test_two_processes_train_as_one_process_with_four_devices(tmp_path):
     assert "4 devices in 2 processes" in done.stdout
 
     _train("--devices", "4", "--batch-size", "48", "--epochs", "1", "--metrics-out",
-           str(tmp_path / "one.json"), devices=4)  # fmt: skip
+           str(tmp_path / "one.json"), "--checkpoint-dir", str(tmp_path / "one"),
+           devices=4)  # fmt: skip
     both, one = (json.loads(p.read_text()) for p in (two / "metrics.json", tmp_path / "one.json"))
     # float32 models: the cross-process all-reduce sums in another order than the in-process one
     np.testing.assert_allclose(both["loss_history"], one["loss_history"], rtol=1e-5)
@@ -48,16 +49,23 @@ def test_two_processes_train_as_one_process_with_four_devices(tmp_path):
     for key in ("train_acc_history", "val_acc_history", "val_acc", "test_acc"):
         assert both[key] == one[key], key
 
-    # the multi-process checkpoint resumes in one process on another number of devices
-    checkpoint = two / "checkpoints" / "cnn_digits_epoch_1.npz"
-    out = _train("--devices", "2", "--epochs", "2", "--resume", str(checkpoint), "--metrics-out",
-                 str(tmp_path / "resumed.json"), devices=2)  # fmt: skip
-    resumed = json.loads((tmp_path / "resumed.json").read_text())
-    assert resumed["loss_history"][:29] == both["loss_history"] and resumed["epochs"] == 2
-    assert "2 devices" in out
+    # both checkpoints (the 2-process one written by process 0 alone) continue in one
+    # process on another number of devices, and the continued runs agree
+    continued = []
+    for run in (two / "checkpoints", tmp_path / "one"):
+        out = _train("--devices", "2", "--epochs", "2", "--resume",
+                     str(run / "cnn_digits_epoch_1.npz"), "--metrics-out",
+                     str(run / "continued.json"), devices=2)  # fmt: skip
+        assert "2 devices" in out
+        continued.append(json.loads((run / "continued.json").read_text()))
+    for metrics, first in zip(continued, (both, one), strict=True):
+        assert metrics["epochs"] == 2 and metrics["loss_history"][:29] == first["loss_history"]
+    np.testing.assert_allclose(continued[0]["loss_history"][29:],
+                               continued[1]["loss_history"][29:], rtol=1e-5)  # fmt: skip
+    assert len(continued[0]["loss_history"]) == 58
 
 
-def test_a_process_that_cannot_reach_the_coordinator_fails_in_one_line():
+def test_a_malformed_coordinator_address_fails_in_one_line():
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     command = [sys.executable, "-m", "xpnn", "train", "--backend", "jax", "--coordinator",
                "127.0.0.1:not-a-port", "--num-processes", "2", "--process-id", "0"]  # fmt: skip
@@ -66,4 +74,80 @@ def test_a_process_that_cannot_reach_the_coordinator_fails_in_one_line():
     assert done.stderr.strip().splitlines() == [
         "xpnn train: --coordinator must be HOST:PORT, e.g. 127.0.0.1:12355; got "
         "'127.0.0.1:not-a-port'"
+    ]
+
+
+def test_a_process_that_cannot_reach_the_coordinator_fails_in_one_line():
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    command = [sys.executable, "-m", "xpnn", "train", "--backend", "jax", "--coordinator",
+               f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", "1",
+               "--join-timeout", "1"]  # fmt: skip
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        f"xpnn train: --coordinator: nothing answers at 127.0.0.1:{port} after 1 s"
+    )
+
+
+def test_devices_of_one_process_only_are_refused_by_every_process(tmp_path):
+    """--devices 2 of 2 processes x 2 devices would be process 0's two: both processes
+    must refuse (one refusing alone would leave the other waiting in a collective)."""
+    example = [sys.executable, str(ROOT / "examples" / "multiprocess_jax.py"), "--epochs", "1",
+               "--out", str(tmp_path), "--timeout", "120", "--devices", "2"]  # fmt: skip
+    done = subprocess.run(example, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 2, done.stdout + done.stderr
+    for index in range(2):
+        log = (tmp_path / f"process-{index}.log").read_text()
+        assert (
+            "devices: the batch axis must hold the same number of devices of each of the 2" in log
+        )
+
+
+REPLICATE = """
+import sys
+import jax
+import numpy as np
+jax.distributed.initialize(sys.argv[1], 2, int(sys.argv[2]), initialization_timeout=60)
+from xpnn._data_parallel import DataParallel
+parallel = DataParallel(4)
+mine = {"w": np.full(3, 10.0 + jax.process_index())}  # each process a different value
+placed = parallel.replicate(mine)
+print("value", parallel.to_host(placed["w"]).tolist(), "part", parallel.first_part,
+      "rows", parallel.sample(np.random.RandomState(0), 8, 4).tolist(), flush=True)
+"""
+
+
+def test_replicated_values_come_from_process_0_and_the_draw_is_shared(tmp_path):
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{probe.getsockname()[1]}"
+    env = dict(os.environ, JAX_PLATFORMS="cpu",
+               XLA_FLAGS="--xla_force_host_platform_device_count=2")  # fmt: skip
+    processes = [
+        subprocess.Popen([sys.executable, "-c", REPLICATE, address, str(i)], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for i in range(2)
+    ]  # fmt: skip
+    outputs = []
+    try:
+        for process in processes:
+            out, err = process.communicate(timeout=TIMEOUT)
+            assert process.returncode == 0, err[-2000:]
+            outputs.append(next(line for line in out.splitlines() if line.startswith("value")))
+    finally:
+        for process in processes:
+            process.kill()
+    # one draw of 4 rows, one per device part of 4 rows each: process 0 holds parts 0-1
+    draws = np.random.RandomState(0).choice(4, (4, 1)).reshape(-1).tolist()
+    assert outputs == [
+        f"value [10.0, 10.0, 10.0] part 0 rows {[draws[0], 4 + draws[1]]}",
+        f"value [10.0, 10.0, 10.0] part 2 rows {[draws[2], 4 + draws[3]]}",
     ]

@@ -117,7 +117,9 @@ class CompiledStep:
             The minibatch, on the parameters' device (or split over the devices of
             ``parallel``, the others then replicated on them).
         seed : int
-            Of the run's base key; the step's own is ``fold_in(key(seed), iteration)``.
+            Of the run's base key (an unsigned 32-bit integer, e.g. ``np.uint32``, which
+            JAX traces without x64 too); the step's own is ``fold_in(key(seed),
+            iteration)``.
         iteration : int
 
         Returns
@@ -139,7 +141,10 @@ class CompiledStep:
         status, changed, new_params, new_state, new_arrays = self._step(
             params, state, arrays, scalars, X, y, seed, iteration
         )
-        status, changed = self._to_host(status), self._to_host(changed)
+        if self.parallel is None:
+            status, changed = jax.device_get((status, changed))  # one transfer
+        else:  # replicated on devices of several processes, maybe: this process's copy
+            status, changed = self.parallel.to_host(status), self.parallel.to_host(changed)
         new_configs = {name: {**scalars[name], **new_arrays[name]} for name in optim_configs}
         for (name, k), value in zip(self._changed_keys, changed.tolist(), strict=True):
             new_configs[name][k] = type(scalars[name][k])(value)

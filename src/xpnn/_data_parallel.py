@@ -64,19 +64,19 @@ class DataParallel:
         self.size = self.mesh.shape[BATCH_AXIS]
         self.batch_sharding = NamedSharding(self.mesh, PartitionSpec(BATCH_AXIS))
         self.replicated = NamedSharding(self.mesh, PartitionSpec())
+        # Checked on the mesh, which every process sees whole, so that every process
+        # raises alike (one refusing alone would leave the others waiting in a collective).
         owners = _process_of_each_batch_index(self.mesh)
-        process = jax.process_index()
-        mine = [i for i, owner in enumerate(owners) if owner == process]
-        if (
-            not mine
-            or mine != list(range(mine[0], mine[0] + len(mine)))
-            or owners != sorted(owners)
-        ):
+        processes = jax.process_count()
+        local_size = self.size // processes
+        if owners != [i // local_size for i in range(self.size)] or self.size % processes:
             raise ValueError(
-                "the mesh's batch axis must list each process's devices together, in process "
-                f"order (as jax.devices() does); its processes are {owners}"
+                f"devices: the batch axis must hold the same number of devices of each of the "
+                f"{processes} process(es), each process's together and in process order (as "
+                f"jax.devices() lists them); its devices belong to processes {owners}"
             )
-        self.local_size, self.first_part = len(mine), mine[0]
+        self.local_size = local_size
+        self.first_part = jax.process_index() * local_size
         self._part_sizes: dict[int, int] = {}
 
     # ------------------------------------------------------------------ checks
@@ -89,7 +89,7 @@ class DataParallel:
                 f"batch axis; use a multiple of {self.size}"
             )
 
-    def part_size(self, local_rows: int, what: str = "the training data") -> int:
+    def part_size(self, local_rows: int, what: str = "X") -> int:
         """Rows per device part of this process's ``local_rows``, equal on every process."""
         if local_rows in self._part_sizes:
             return self._part_sizes[local_rows]
@@ -105,7 +105,7 @@ class DataParallel:
 
     # ------------------------------------------------------------------ sampling
 
-    def sample(self, rng: Any, local_rows: int, count: int) -> np.ndarray:
+    def sample(self, rng: Any, local_rows: int, count: int, what: str = "X_train") -> np.ndarray:
         """This process's rows of a global draw of ``count`` rows (see the module's doc).
 
         ``count`` must divide by :attr:`size`. Returns indices into this process's data,
@@ -113,7 +113,7 @@ class DataParallel:
         """
         if self.size == 1:
             return rng.choice(local_rows, count)
-        part = self.part_size(local_rows)
+        part = self.part_size(local_rows, what)
         draws = rng.choice(part, (self.size, count // self.size))
         mine = draws[self.first_part : self.first_part + self.local_size]
         return (mine + part * np.arange(self.local_size)[:, None]).reshape(-1)
@@ -128,14 +128,27 @@ class DataParallel:
         )
 
     def replicate(self, tree: Any) -> Any:
-        """Every array of ``tree`` replicated on the mesh (already placed ones are kept)."""
+        """Every array of ``tree`` replicated on the mesh (already placed ones are kept).
 
-        def place(leaf: Any) -> Any:
-            if isinstance(leaf, jax.Array) and leaf.sharding == self.replicated:
-                return leaf
-            return jax.make_array_from_process_local_data(self.replicated, self.to_host(leaf))
-
-        return jax.tree.map(place, tree)
+        In a multi-process run the values come from process 0 (broadcast to the others),
+        as DistributedDataParallel does with the initial weights, so that processes whose
+        models or checkpoints differ still train one model.
+        """
+        leaves, structure = jax.tree.flatten(tree)
+        todo = [
+            i
+            for i, leaf in enumerate(leaves)
+            if not (isinstance(leaf, jax.Array) and leaf.sharding == self.replicated)
+        ]
+        if todo:
+            values = [self.to_host(leaves[i]) for i in todo]
+            if jax.process_count() > 1:
+                values = multihost_utils.broadcast_one_to_all(values)
+            for i, value in zip(todo, values, strict=True):
+                leaves[i] = jax.make_array_from_process_local_data(
+                    self.replicated, np.asarray(value)
+                )
+        return jax.tree.unflatten(structure, leaves)
 
     @staticmethod
     def to_host(array: Any) -> np.ndarray:
@@ -162,7 +175,9 @@ def _mesh(devices: int | Sequence[Any] | Mesh) -> Mesh:
         # step is plain array code, and XLA chooses the shardings inside it.
         return Mesh(devices.devices, devices.axis_names)
     available = jax.devices()
-    if isinstance(devices, bool) or not isinstance(devices, (int, Sequence)):
+    if isinstance(devices, np.ndarray):
+        devices = list(devices.reshape(-1))
+    if isinstance(devices, (bool, str)) or not isinstance(devices, (int, Sequence)):
         raise ValueError(
             "devices must be a positive int, a sequence of JAX devices or a "
             f"jax.sharding.Mesh with a 'batch' axis; got {devices!r}"
@@ -188,7 +203,7 @@ def _process_of_each_batch_index(mesh: Mesh) -> list[int]:
         processes = {device.process_index for device in row}
         if len(processes) != 1:
             raise ValueError(
-                "each index of the mesh's batch axis must hold devices of one process"
+                "devices: each index of the mesh's batch axis must hold devices of one process"
             )
         owners.append(processes.pop())
     return owners

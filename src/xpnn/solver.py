@@ -113,7 +113,8 @@ class Solver(TrainingLoop):
         by the number of devices. The training rows are split into one equal part per
         device and each step draws ``batch_size / devices`` rows from every part (see
         ``xpnn._data_parallel``). In a multi-process run, ``data`` is this process's
-        shard, and ``seed`` is required. Default: one device, no sharding.
+        shard, ``seed`` is required, and the first step replicates process 0's
+        parameters and state to every process. Default: one device, no sharding.
 
     Raises
     ------
@@ -282,7 +283,7 @@ class Solver(TrainingLoop):
                 for name, w in self.model.params.items()
             }
         value, finite, params, state, configs = self._compiled_functions().step(
-            self.model.params, self.model.state, configs, X, y, self.key_seed, t
+            self.model.params, self.model.state, configs, X, y, np.uint32(self.key_seed), t
         )
         if not finite.pop("loss"):
             self._diverged(f"loss is {value}", t, total)
@@ -348,12 +349,13 @@ class Solver(TrainingLoop):
         from ._data_parallel import padded
 
         parallel = self.parallel
-        if num_samples is not None and _rows(X) * parallel.size > num_samples:
-            rows = parallel.sample(self.rng, _rows(X), padded(num_samples, parallel.size))
+        counts = parallel.gather(_rows(X))  # every process decides from the same numbers
+        if num_samples is not None and int(counts.sum()) > num_samples:
+            rows = parallel.sample(self.rng, _rows(X), padded(num_samples, parallel.size), "X")
             X, y = _take(X, rows), _take(y, rows)
+            counts = parallel.gather(_rows(X))
         X, y = to_numpy(X), to_numpy(y)
         local_batch = padded(batch_size, parallel.size) // parallel.size * parallel.local_size
-        counts = parallel.gather(_rows(X))
         batches = -(-int(counts.max()) // local_batch)  # the same on every process
         correct = 0.0
         for i in range(batches):

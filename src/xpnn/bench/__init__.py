@@ -30,9 +30,19 @@ from ._timing import time_pair, time_per_call
 from .cases import CONV_SHAPES, Case, cases, conv_label, torch_conv, xpnn_conv
 from .machine import describe_machine, usable_cores
 
-__all__ = ["Results", "report", "run", "write_section"]
+__all__ = ["Results", "TimedStage", "report", "run", "write_section"]
 
 SCALING_BATCHES = (8, 32, 128)
+
+
+@dataclass
+class TimedStage:
+    """Seconds per call of a stage (:class:`xpnn.bench.cases.Stage`) on both sides."""
+
+    name: str
+    ours: float
+    reference: float | None
+    yardstick: bool = False
 
 
 @dataclass
@@ -42,8 +52,8 @@ class Row:
     case: Case
     ours: float
     reference: float
-    #: (stage name, xpnn seconds, reference seconds or None), timed for a missed target
-    stages: list[tuple[str, float, float | None]] = field(default_factory=list)
+    #: The case's stages timed, for a missed target.
+    stages: list[TimedStage] = field(default_factory=list)
 
     @property
     def ratio(self) -> float:
@@ -96,9 +106,10 @@ def run(
         progress(_row_line(row))
         if row.met is False and not quick:
             row.stages = _time_stages(case, timing)
-            for name, ours, ref in row.stages:
-                progress(f"    {name:60s} xpnn {ours * 1e3:9.2f} ms" + (
-                    "" if ref is None else f"  ref {ref * 1e3:9.2f} ms"))  # fmt: skip
+            for t in row.stages:
+                ref = "" if t.reference is None else f"  ref {t.reference * 1e3:9.2f} ms"
+                progress(f"    {t.name:60s} xpnn {t.ours * 1e3:9.2f} ms{ref}")
+        case.stages = ()  # their arrays (im2col-sized products) are not needed any more
     if backend == "numpy" and not quick:
         results.naive = _naive_vs_fast(progress)
         results.memory = _conv_memory(progress)
@@ -106,17 +117,18 @@ def run(
     return results
 
 
-def _time_stages(case: Case, timing: dict) -> list[tuple[str, float, float | None]]:
+def _time_stages(case: Case, timing: dict) -> list[TimedStage]:
     """Each stage of a case whose target was missed, timed like the case itself."""
     timed = []
     for stage in case.stages:
         if stage.reference is None:
             ours = time_per_call(stage.ours, case.sync, repeat=timing["repeat"],
                                  min_loop_seconds=timing["min_loop_seconds"])  # fmt: skip
-            timed.append((stage.name, ours, None))
+            ref = None
         else:
-            timed.append((stage.name, *time_pair(stage.ours, stage.reference, case.sync,
-                                                  case.reference_sync, **timing)))  # fmt: skip
+            ours, ref = time_pair(stage.ours, stage.reference, case.sync, case.reference_sync,
+                                  **timing)  # fmt: skip
+        timed.append(TimedStage(stage.name, ours, ref, stage.yardstick))
     return timed
 
 
@@ -304,26 +316,40 @@ def _profile(rows: list[Row]) -> list[str]:
             "|---|---:|---:|---:|",
             f"| the whole case | {ms(row.ours)} | {ms(row.reference)} | {row.ratio:.2f} |",
         ]
-        for name, ours, ref in row.stages:
-            lines.append(f"| {name} | {ms(ours)} | {ms(ref)} | {ratio(ours, ref)} |")
-        first, ours_fwd, ref_fwd = row.stages[0]
+        for t in row.stages:
+            lines.append(f"| {t.name} | {ms(t.ours)} | {ms(t.reference)} | "
+                         f"{ratio(t.ours, t.reference)} |")  # fmt: skip
+        first, ours_fwd, ref_fwd = (row.stages[0].name, row.stages[0].ours,
+                                    row.stages[0].reference)  # fmt: skip
+        note = None
         if first.startswith("forward") and ref_fwd is not None:
             ours_bwd, ref_bwd = row.ours - ours_fwd, row.reference - ref_fwd
-            if ours_bwd > 0 and ref_bwd > 0:
+            if not c.forward_in_whole:
+                note = (
+                    "Under jax.jit the whole case returns only gradients, which need no "
+                    "forward output here, so XLA drops the forward computation on both "
+                    "sides: the whole case is the backward pass."
+                )
+            elif ours_bwd > 0 and ref_bwd > 0:
                 lines.append(
                     f"| the rest: backward (and update), whole case minus {first} | "
                     f"{ms(ours_bwd)} | {ms(ref_bwd)} | {ratio(ours_bwd, ref_bwd)} |"
                 )
-            else:  # a compiler dropped the unused forward output from the whole case
-                lines += ["", f"The whole case takes less than its {first} alone: the "
-                          "compiled case returns only gradients, and the compiler drops the "
-                          "forward computation they do not need."]  # fmt: skip
-        for stage, (name, ours, ref) in zip(c.stages, row.stages, strict=True):
-            if stage.yardstick and ref is not None:
+            else:
+                side = "xpnn's" if ours_bwd <= 0 else "the reference's"
+                note = (
+                    f"On {side} side the {first} alone measured no faster than the whole "
+                    "case (timing noise), so no backward time is derived."
+                )
+        if note:
+            lines += ["", note]
+        for t in row.stages:
+            if t.yardstick and t.reference is not None:
                 lines += [
                     "",
-                    f"In units of {name} on its own side: xpnn's whole case costs "
-                    f"{row.ours / ours:.1f} passes, the reference's {row.reference / ref:.1f}.",
+                    f"In units of {t.name} on its own side: xpnn's whole case costs "
+                    f"{row.ours / t.ours:.1f} passes, the reference's "
+                    f"{row.reference / t.reference:.1f}.",
                 ]
     return lines
 

@@ -82,6 +82,13 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--num-processes", type=int, metavar="P", help="with --coordinator")
     parser.add_argument("--process-id", type=int, metavar="I", help="with --coordinator: 0 .. P-1")
     parser.add_argument(
+        "--join-timeout",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="with --coordinator: how long to wait for the other processes (default 300)",
+    )
+    parser.add_argument(
         "--epochs", type=int, help="total epochs (a resumed run continues up to it)"
     )
     parser.add_argument("--batch-size", type=int)
@@ -331,14 +338,60 @@ def _check_parallel_args(args: argparse.Namespace, settings: dict[str, Any]) -> 
 
 
 def _join(args: argparse.Namespace) -> tuple[int, int]:
-    """``jax.distributed.initialize``: this process's index and the number of processes."""
+    """``jax.distributed.initialize``: this process's index and the number of processes.
+
+    JAX ends the process (no exception) when the coordinator cannot be reached in time,
+    so the address is checked first: process 0 must be able to listen on it, the others
+    to connect to it within ``--join-timeout``.
+    """
     import jax
 
+    host, _, port = args.coordinator.rpartition(":")
+    if args.process_id == 0:
+        _check_can_listen(int(port))
+    else:
+        _wait_for_coordinator(host, int(port), args.join_timeout)
     try:
-        jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
+        jax.distributed.initialize(
+            args.coordinator,
+            args.num_processes,
+            args.process_id,
+            initialization_timeout=max(int(args.join_timeout), 1),
+        )
     except (RuntimeError, ValueError) as err:
         raise UsageError(f"cannot join the run at {args.coordinator}: {err}") from None
     return jax.process_index(), jax.process_count()
+
+
+def _check_can_listen(port: int) -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("", port))
+        except OSError as err:
+            raise UsageError(
+                f"--coordinator: process 0 cannot listen on port {port}: {err.strerror}"
+            ) from None
+
+
+def _wait_for_coordinator(host: str, port: int, timeout: float) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=1.0):
+                return
+        except OSError as err:
+            if time.monotonic() >= deadline:
+                raise UsageError(
+                    f"--coordinator: nothing answers at {host}:{port} after {timeout:g} s "
+                    f"({err.strerror or err}); start process 0 there first, or raise "
+                    "--join-timeout"
+                ) from None
+            time.sleep(0.2)
 
 
 def _process_shard(
