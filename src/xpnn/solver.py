@@ -359,8 +359,8 @@ class Solver(TrainingLoop):
         batches = -(-int(counts.max()) // local_batch)  # the same on every process
         correct = 0.0
         for i in range(batches):
-            X_rows, y_rows = X[i * local_batch : (i + 1) * local_batch], y[i * local_batch :][
-                :local_batch]  # fmt: skip
+            rows = slice(i * local_batch, (i + 1) * local_batch)
+            X_rows, y_rows = X[rows], y[rows]
             weight = np.zeros(local_batch, np.float32)
             weight[: len(X_rows)] = 1
             fill = local_batch - len(X_rows)  # zero rows, weighted 0, keep the shapes fixed
