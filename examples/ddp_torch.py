@@ -85,6 +85,7 @@ def worker(rank: int, port: int, model: str, steps: int, batch_size: int, out: s
         if rank == 0:
             result["state_dict"] = net.module.state_dict()
             save_atomically(result, Path(out) / "result.pt")
+        dist.barrier()  # leave together: gloo aborts a process whose peer left mid-teardown
     finally:
         dist.destroy_process_group()
 
@@ -115,8 +116,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--out", type=Path, default=Path("runs/ddp"))
     args = parser.parse_args(argv)
-    if args.batch_size % PROCESSES:
-        parser.error(f"--batch-size must divide by {PROCESSES}; got {args.batch_size}")
+    if args.batch_size < PROCESSES or args.batch_size % PROCESSES:
+        parser.error(
+            f"--batch-size must be a positive multiple of {PROCESSES}; got {args.batch_size}"
+        )
+    if args.steps < 1:
+        parser.error(f"--steps must be a positive integer; got {args.steps}")
     mp.spawn(
         worker,
         args=(free_port(), args.model, args.steps, args.batch_size, str(args.out)),

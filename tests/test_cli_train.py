@@ -104,6 +104,39 @@ def test_plot_writes_a_png(tmp_path):
             ],
             "--coordinator must be HOST:PORT",
         ),
+        (
+            [
+                "--backend",
+                "jax",
+                "--coordinator",
+                "127.0.0.1:99999",
+                "--num-processes",
+                "2",
+                "--process-id",
+                "0",
+            ],
+            "(a port in 1..65535)",
+        ),
+        (
+            ["--backend", "jax", "--device", "cpu", "--devices", "2"],
+            "--device picks one device; --devices runs on several",
+        ),
+        (["--backend", "jax", "--join-timeout", "5"], "--join-timeout needs --coordinator"),
+        (
+            [
+                "--backend",
+                "jax",
+                "--coordinator",
+                "127.0.0.1:1",
+                "--num-processes",
+                "2",
+                "--process-id",
+                "1",
+                "--join-timeout",
+                "-5",
+            ],
+            "--join-timeout must be positive",
+        ),
     ],
 )
 def test_user_mistakes_get_one_line_and_status_2(tmp_path, capsys, argv, message):
@@ -213,7 +246,7 @@ def test_framework_torch_trains_the_notebook_convnet(tmp_path, capsys):
     assert metrics["model"] == "three_layer_convnet" and metrics["epochs"] == 1
     assert len(metrics["val_acc_history"]) == 2 and metrics["val_acc"] > 0.5
     summary = capsys.readouterr().out.strip().splitlines()[-1]
-    assert summary.startswith("three_layer_convnet on digits (torch framework, cpu): 1 epochs")
+    assert summary.startswith("three_layer_convnet on digits (torch framework, cpu): 1 epoch in")
 
 
 def test_framework_torch_resumes_exactly(tmp_path):
@@ -291,3 +324,32 @@ def test_devices_must_split_the_batch(capsys):
     odd = 2 * devices + 1
     assert err == (f"xpnn train: --batch-size {odd} does not split over {devices} devices; "
                    f"use a multiple of {devices}, e.g. --batch-size {2 * devices}")  # fmt: skip
+
+
+def test_a_jax_device_is_named_like_the_others(capsys):
+    jax = pytest.importorskip("jax")
+    assert main(["train", "--backend", "jax", "--device", "gpu:7", "--epochs", "1",
+                 "--quiet"]) == 2  # fmt: skip
+    known = ", ".join(f"{d.platform}:{i}" for i, d in enumerate(jax.devices()))
+    assert capsys.readouterr().err.strip() == (
+        f"xpnn train: --device gpu:7: JAX has no such device; it has {known} (or give an index)"
+    )
+
+
+def test_a_checkpoint_resumes_only_on_device_counts_that_split_its_batch(tmp_path, capsys):
+    jax = pytest.importorskip("jax")
+    if len(jax.devices()) < 4:
+        pytest.skip("needs 4 JAX devices (tests-jax forces 4 CPU devices)")
+    ckpt = tmp_path / "ckpt"
+    assert main(["train", "--backend", "jax", "--model", "fcn", "--epochs", "1", "--quiet",
+                 "--checkpoint-dir", str(ckpt)]) == 0  # fmt: skip
+    resume = ["train", "--backend", "jax", "--epochs", "2", "--quiet", "--resume",
+              str(ckpt / "fcn_digits_epoch_1.npz")]  # fmt: skip
+    capsys.readouterr()
+    assert main([*resume, "--devices", "4"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "xpnn train: the checkpoint's batch size 50 does not split over 4 devices; resume it "
+        "on a number of devices that divides it (1, 2, 5, 10, 25, 50)"
+    )
+    assert main([*resume, "--devices", "2"]) == 0
+    assert "(jax, 2 devices): 2 epochs" in capsys.readouterr().out

@@ -145,6 +145,12 @@ def test_bad_settings_are_refused_with_the_argument_named():
         _solver(_fcn(), data, devices=mesh)
     with pytest.raises(ValueError, match="devices must be a positive int"):
         _solver(_fcn(), data, devices=2.5)
+    with pytest.raises(ValueError, match="devices must be a positive int; got 0"):
+        _solver(_fcn(), data, devices=0)
+    with pytest.raises(ValueError, match="devices: an empty sequence"):
+        _solver(_fcn(), data, devices=[])
+    with pytest.raises(ValueError, match="devices lists a device more than once"):
+        _solver(_fcn(), data, devices=[jax.devices()[0]] * 2)
 
 
 def test_a_mesh_with_a_batch_axis_is_accepted():

@@ -72,8 +72,8 @@ def test_a_malformed_coordinator_address_fails_in_one_line():
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=TIMEOUT)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
-        "xpnn train: --coordinator must be HOST:PORT, e.g. 127.0.0.1:12355; got "
-        "'127.0.0.1:not-a-port'"
+        "xpnn train: --coordinator must be HOST:PORT (a port in 1..65535), e.g. "
+        "127.0.0.1:12355; got '127.0.0.1:not-a-port'"
     ]
 
 
@@ -151,3 +151,59 @@ def test_replicated_values_come_from_process_0_and_the_draw_is_shared(tmp_path):
         f"value [10.0, 10.0, 10.0] part 0 rows {[draws[0], 4 + draws[1]]}",
         f"value [10.0, 10.0, 10.0] part 2 rows {[draws[2], 4 + draws[3]]}",
     ]
+
+
+def _launch(tmp_path, per_process_args, devices=2):
+    """``xpnn train --backend jax`` in 2 processes on 127.0.0.1; (Popen, stderr path) each."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{probe.getsockname()[1]}"
+    env = dict(os.environ, JAX_PLATFORMS="cpu",
+               XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")  # fmt: skip
+    launched = []
+    for index, extra in enumerate(per_process_args):
+        err = tmp_path / f"err-{index}.log"
+        command = [sys.executable, "-m", "xpnn", "train", "--backend", "jax", "--quiet",
+                   "--coordinator", address, "--num-processes", "2", "--process-id",
+                   str(index), "--join-timeout", "60", *extra]  # fmt: skip
+        launched.append((subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                                          stderr=err.open("w")), err))  # fmt: skip
+    return launched
+
+
+def test_processes_started_with_different_settings_all_refuse(tmp_path):
+    launched = _launch(tmp_path, [["--epochs", "1"], ["--epochs", "2"]])
+    try:
+        for process, err in launched:
+            assert process.wait(timeout=TIMEOUT) == 2, err.read_text()[-2000:]
+            assert err.read_text().strip().splitlines()[-1] == (
+                "xpnn train: the processes were started with different settings (model, "
+                "dataset, seed, update rule, batch size, learning rate, epochs, devices or "
+                "resume checkpoint); give every process the same arguments except --process-id"
+            )
+    finally:
+        for process, _ in launched:
+            process.kill()
+
+
+def test_sigterm_stops_a_process_of_a_run_with_one_line(tmp_path):
+    import signal
+    import time
+
+    ckpt = tmp_path / "ckpt"
+    args = ["--epochs", "200", "--batch-size", "48", "--checkpoint-dir", str(ckpt)]
+    launched = _launch(tmp_path, [args, args])
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not list(ckpt.glob("*_epoch_1.npz")):  # training is under way
+            assert time.monotonic() < deadline and launched[0][0].poll() is None
+            time.sleep(0.2)
+        process, err = launched[1]
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 128 + signal.SIGTERM
+        assert err.read_text().strip().splitlines()[-1] == "xpnn train: terminated (process 1)"
+    finally:
+        for process, _ in launched:
+            process.kill()

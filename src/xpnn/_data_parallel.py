@@ -183,7 +183,9 @@ def _mesh(devices: int | Sequence[Any] | Mesh) -> Mesh:
             f"jax.sharding.Mesh with a 'batch' axis; got {devices!r}"
         )
     if isinstance(devices, int):
-        if not 1 <= devices <= len(available):
+        if devices < 1:
+            raise ValueError(f"devices must be a positive int; got {devices}")
+        if devices > len(available):
             raise ValueError(
                 f"devices={devices}, but JAX sees {len(available)} device(s) "
                 f"({available[0].platform}); on the CPU, "
@@ -191,7 +193,12 @@ def _mesh(devices: int | Sequence[Any] | Mesh) -> Mesh:
                 "before importing jax gives more"
             )
         devices = available[:devices]
-    return Mesh(np.asarray(list(devices)), (BATCH_AXIS,))
+    devices = list(devices)
+    if not devices:
+        raise ValueError("devices: an empty sequence; give at least one JAX device")
+    if len(set(devices)) < len(devices):
+        raise ValueError(f"devices lists a device more than once: {devices}")
+    return Mesh(np.asarray(devices), (BATCH_AXIS,))
 
 
 def _process_of_each_batch_index(mesh: Mesh) -> list[int]:

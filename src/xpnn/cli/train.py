@@ -84,7 +84,6 @@ def add_parser(commands: Any) -> None:
     parser.add_argument(
         "--join-timeout",
         type=float,
-        default=300.0,
         metavar="SECONDS",
         help="with --coordinator: how long to wait for the other processes (default 300)",
     )
@@ -172,16 +171,13 @@ def _train(args: argparse.Namespace) -> int:
     # FullyConnectedNet does), rather than promote every layer to float64.
     data = {k: v.astype(np.float32) if k.startswith("X_") else v for k, v in data.items()}
     devices = args.devices
-    if args.backend == "jax" and (devices is not None or processes > 1):
+    if args.backend == "jax" and (devices is not None or distributed):
         import jax
 
         devices = devices or len(jax.devices())
-        if settings["batch_size"] % devices:
-            multiple = max(settings["batch_size"] // devices, 1) * devices
-            raise UsageError(
-                f"--batch-size {settings['batch_size']} does not split over {devices} devices; "
-                f"use a multiple of {devices}, e.g. --batch-size {multiple}"
-            )
+        if distributed:
+            _agree(settings, args, devices)
+        _check_batch_splits(settings["batch_size"], devices, args.resume)
         if processes > 1:
             data = _process_shard(data, devices, process, processes)
     checkpoint_name = None
@@ -198,7 +194,7 @@ def _train(args: argparse.Namespace) -> int:
         solver, model_name = _solver(args, settings, data, checkpoint_name, run_info, devices)
         backend = where = args.backend
         if devices is not None:
-            where += f", {devices} devices" + (
+            where += f", {_count(devices, 'device')}" + (
                 f" in {processes} processes" if processes > 1 else ""
             )
     if args.resume is not None:
@@ -218,6 +214,9 @@ def _train(args: argparse.Namespace) -> int:
         "dataset": settings["dataset"],
         "framework": settings["framework"],
         "backend": backend,
+        "devices": devices or 1,
+        "processes": processes,
+        "batch_size": settings["batch_size"],
         "epochs": solver.epoch,
         "seconds": round(seconds, 3),
         "loss_history": solver.loss_history,
@@ -229,7 +228,7 @@ def _train(args: argparse.Namespace) -> int:
     }
     if process == 0:
         print(
-            f"{model_name} on {settings['dataset']} ({where}): {solver.epoch} epochs in "
+            f"{model_name} on {settings['dataset']} ({where}): {_count(solver.epoch, 'epoch')} in "
             f"{seconds:.1f} s, best val acc {solver.best_val_acc:.3f}, val acc {val_acc:.3f}, "
             f"test acc {test_acc:.3f}"
         )
@@ -284,9 +283,9 @@ def _solver(
     """The Solver of an ``--framework xpnn`` run, and its model's name."""
     from ..solver import Solver
 
-    model = _model(
-        settings["model"], data["X_train"].shape[1:], args.backend, args.device, settings["seed"]
-    )
+    device = _jax_device(args.device) if args.backend == "jax" else args.device
+    model = _model(settings["model"], data["X_train"].shape[1:], args.backend, device,
+                   settings["seed"])  # fmt: skip
     solver = Solver(
         model,
         data,
@@ -318,15 +317,23 @@ def _check_parallel_args(args: argparse.Namespace, settings: dict[str, Any]) -> 
         raise UsageError(f"{first} needs --backend jax (data parallelism runs on JAX)")
     if args.devices is not None and args.devices < 1:
         raise UsageError(f"--devices must be a positive integer; got {args.devices}")
+    if args.device is not None and (given or args.devices is not None):
+        other = given[0] if given else "--devices"
+        raise UsageError(f"--device picks one device; {other} runs on several: give one of them")
+    if args.join_timeout is not None and "--coordinator" not in given:
+        raise UsageError("--join-timeout needs --coordinator (a multi-process run)")
+    if args.join_timeout is not None and not args.join_timeout > 0:
+        raise UsageError(f"--join-timeout must be positive; got {args.join_timeout:g}")
     if not given:
         return False
     if len(given) < len(flags):
         missing = ", ".join(flag for flag in flags if flag not in given)
         raise UsageError(f"{given[0]} needs {missing} too")
     host, _, port = args.coordinator.rpartition(":")
-    if not host or not port.isdigit():
+    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
         raise UsageError(
-            f"--coordinator must be HOST:PORT, e.g. 127.0.0.1:12355; got {args.coordinator!r}"
+            f"--coordinator must be HOST:PORT (a port in 1..65535), e.g. 127.0.0.1:12355; "
+            f"got {args.coordinator!r}"
         )
     if args.num_processes < 1:
         raise UsageError(f"--num-processes must be a positive integer; got {args.num_processes}")
@@ -347,20 +354,100 @@ def _join(args: argparse.Namespace) -> tuple[int, int]:
     import jax
 
     host, _, port = args.coordinator.rpartition(":")
+    timeout = 300.0 if args.join_timeout is None else args.join_timeout
     if args.process_id == 0:
         _check_can_listen(int(port))
     else:
-        _wait_for_coordinator(host, int(port), args.join_timeout)
+        _wait_for_coordinator(host, int(port), timeout)
     try:
         jax.distributed.initialize(
             args.coordinator,
             args.num_processes,
             args.process_id,
-            initialization_timeout=max(int(args.join_timeout), 1),
+            initialization_timeout=max(round(timeout), 1),
         )
     except (RuntimeError, ValueError) as err:
         raise UsageError(f"cannot join the run at {args.coordinator}: {err}") from None
+    _stop_on_signals(args.process_id)
     return jax.process_index(), jax.process_count()
+
+
+def _stop_on_signals(process: int) -> None:
+    """Ctrl-C and SIGTERM end this process at once, with one line.
+
+    A normal exit would wait in ``jax.distributed.shutdown`` for processes that are
+    themselves waiting for this one, and JAX's own SIGTERM handler only logs. The other
+    processes stop when they miss this one's heartbeat (JAX ends them then).
+    """
+    import signal
+
+    def stop(number: int, frame: Any) -> None:
+        name = "interrupted" if number == signal.SIGINT else "terminated"
+        print(f"\nxpnn train: {name} (process {process})", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(128 + number)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+
+
+def _agree(settings: dict[str, Any], args: argparse.Namespace, devices: Any) -> None:
+    """Every process must run the same training: a mismatch would hang in a collective."""
+    import zlib
+
+    from jax.experimental import multihost_utils
+
+    run = {k: settings[k] for k in (*_RUN_KEYS, "epochs")}
+    run.update(devices=devices, resume=None if args.resume is None else args.resume.name)
+    digest = zlib.crc32(json.dumps(run, sort_keys=True).encode())
+    digests = np.asarray(multihost_utils.process_allgather(np.uint32(digest))).reshape(-1)
+    if len(set(digests.tolist())) > 1:
+        raise UsageError(
+            "the processes were started with different settings (model, dataset, seed, "
+            "update rule, batch size, learning rate, epochs, devices or resume checkpoint); "
+            "give every process the same arguments except --process-id"
+        )
+
+
+def _jax_device(spec: str | None) -> Any:
+    """``--device`` on JAX: ``cpu``, ``gpu:1``, ``cuda:0`` or an index into jax.devices()."""
+    if spec is None:
+        return None
+    import jax
+
+    platform, _, index = spec.rpartition(":") if ":" in spec else (spec, "", "0")
+    if spec.isdigit():
+        platform, index = "", spec
+    try:
+        devices = jax.devices(platform or None)
+    except RuntimeError:
+        devices = []
+    if not index.isdigit() or int(index) >= len(devices):
+        known = ", ".join(f"{d.platform}:{i}" for i, d in enumerate(jax.devices()))
+        raise UsageError(
+            f"--device {spec}: JAX has no such device; it has {known} (or give an index)"
+        )
+    return devices[int(index)]
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def _check_batch_splits(batch_size: int, devices: int, resume: Path | None) -> None:
+    if batch_size % devices == 0:
+        return
+    if resume is not None:
+        divisors = [d for d in range(1, batch_size + 1) if batch_size % d == 0]
+        raise UsageError(
+            f"the checkpoint's batch size {batch_size} does not split over {devices} devices; "
+            f"resume it on a number of devices that divides it ({', '.join(map(str, divisors))})"
+        )
+    multiple = max(batch_size // devices, 1) * devices
+    raise UsageError(
+        f"--batch-size {batch_size} does not split over {devices} devices; use a multiple "
+        f"of {devices}, e.g. --batch-size {multiple}"
+    )
 
 
 def _check_can_listen(port: int) -> None:
