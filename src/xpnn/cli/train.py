@@ -170,16 +170,9 @@ def _train(args: argparse.Namespace) -> int:
     # The models are float32: give them float32 images (as the assignment's
     # FullyConnectedNet does), rather than promote every layer to float64.
     data = {k: v.astype(np.float32) if k.startswith("X_") else v for k, v in data.items()}
-    devices = args.devices
-    if args.backend == "jax" and (devices is not None or distributed):
-        import jax
-
-        devices = devices or len(jax.devices())
-        if distributed:
-            _agree(settings, args, devices)
-        _check_batch_splits(settings["batch_size"], devices, args.resume)
-        if processes > 1:
-            data = _process_shard(data, devices, process, processes)
+    devices = None
+    if args.backend == "jax" and (args.devices is not None or distributed):
+        devices, data = _data_parallel(args, settings, data, distributed, process, processes)
     checkpoint_name = None
     if args.checkpoint_dir is not None:
         checkpoint_name = str(args.checkpoint_dir / f"{settings['model']}_{settings['dataset']}")
@@ -370,6 +363,26 @@ def _join(args: argparse.Namespace) -> tuple[int, int]:
         raise UsageError(f"cannot join the run at {args.coordinator}: {err}") from None
     _stop_on_signals(args.process_id)
     return jax.process_index(), jax.process_count()
+
+
+def _data_parallel(
+    args: argparse.Namespace,
+    settings: dict[str, Any],
+    data: dict[str, Any],
+    distributed: bool,
+    process: int,
+    processes: int,
+) -> tuple[int, dict[str, Any]]:
+    """The number of devices of a sharded JAX run, and this process's data."""
+    import jax
+
+    devices = args.devices or len(jax.devices())  # a coordinated run: all of them
+    if distributed:
+        _agree(settings, args, devices)
+    _check_batch_splits(settings["batch_size"], devices, args.resume)
+    if processes > 1:
+        data = _process_shard(data, devices, process, processes)
+    return devices, data
 
 
 def _stop_on_signals(process: int) -> None:
