@@ -119,7 +119,7 @@ def test_plot_writes_a_png(tmp_path):
         ),
         (
             ["--backend", "jax", "--device", "cpu", "--devices", "2"],
-            "--device picks one device; --devices runs on several",
+            "--device picks the device of a one-device run; --devices makes a sharded run",
         ),
         (["--backend", "jax", "--join-timeout", "5"], "--join-timeout needs --coordinator"),
         (
@@ -135,7 +135,7 @@ def test_plot_writes_a_png(tmp_path):
                 "--join-timeout",
                 "-5",
             ],
-            "--join-timeout must be positive",
+            "--join-timeout must be a positive number",
         ),
     ],
 )
@@ -328,12 +328,22 @@ def test_devices_must_split_the_batch(capsys):
 
 def test_a_jax_device_is_named_like_the_others(capsys):
     jax = pytest.importorskip("jax")
-    assert main(["train", "--backend", "jax", "--device", "gpu:7", "--epochs", "1",
+    from xpnn.cli.train import UsageError, _jax_device
+
+    cpus = jax.devices("cpu")
+    assert _jax_device("cpu") == _jax_device("cpu:0") == cpus[0]
+    if len(cpus) > 1:
+        assert _jax_device("cpu:1") == _jax_device("cpu:01") == cpus[1]
+    assert _jax_device("0") == jax.devices()[0]
+    for bad in ("cpu:", "cpu:-1", f"cpu:{len(cpus)}", "x:y", "cpu:1:2", "²"):
+        with pytest.raises(UsageError, match=f"--device {bad}: JAX has no such device"):
+            _jax_device(bad)
+    missing = f"cpu:{len(cpus)}"
+    assert main(["train", "--backend", "jax", "--device", missing, "--epochs", "1",
                  "--quiet"]) == 2  # fmt: skip
-    known = ", ".join(f"{d.platform}:{i}" for i, d in enumerate(jax.devices()))
-    assert capsys.readouterr().err.strip() == (
-        f"xpnn train: --device gpu:7: JAX has no such device; it has {known} (or give an index)"
-    )
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"xpnn train: --device {missing}: JAX has no such device; it has ")
+    assert "cpu:0" in err and err.endswith("(or give an index)")
 
 
 def test_a_checkpoint_resumes_only_on_device_counts_that_split_its_batch(tmp_path, capsys):
@@ -348,8 +358,8 @@ def test_a_checkpoint_resumes_only_on_device_counts_that_split_its_batch(tmp_pat
     capsys.readouterr()
     assert main([*resume, "--devices", "4"]) == 2
     assert capsys.readouterr().err.strip() == (
-        "xpnn train: the checkpoint's batch size 50 does not split over 4 devices; resume it "
-        "on a number of devices that divides it (1, 2, 5, 10, 25, 50)"
+        "xpnn train: the checkpoint's batch size 50 does not split over 4 devices; give "
+        "--devices one of 1, 2"
     )
     assert main([*resume, "--devices", "2"]) == 0
     assert "(jax, 2 devices): 2 epochs" in capsys.readouterr().out

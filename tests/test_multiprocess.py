@@ -168,27 +168,53 @@ def _launch(tmp_path, per_process_args, devices=2):
         command = [sys.executable, "-m", "xpnn", "train", "--backend", "jax", "--quiet",
                    "--coordinator", address, "--num-processes", "2", "--process-id",
                    str(index), "--join-timeout", "60", *extra]  # fmt: skip
-        launched.append((subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
-                                          stderr=err.open("w")), err))  # fmt: skip
+        with err.open("w") as log:
+            launched.append((subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                                              stderr=log), err))  # fmt: skip
     return launched
+
+
+def _end(launched):
+    for process, _ in launched:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+
+
+def _logs(launched):
+    return "\n".join(f"--- process {i}:\n{err.read_text()[-1500:]}"
+                     for i, (_, err) in enumerate(launched))  # fmt: skip
 
 
 def test_processes_started_with_different_settings_all_refuse(tmp_path):
     launched = _launch(tmp_path, [["--epochs", "1"], ["--epochs", "2"]])
     try:
         for process, err in launched:
-            assert process.wait(timeout=TIMEOUT) == 2, err.read_text()[-2000:]
+            assert process.wait(timeout=TIMEOUT) == 2, _logs(launched)
             assert err.read_text().strip().splitlines()[-1] == (
                 "xpnn train: the processes were started with different settings (model, "
                 "dataset, seed, update rule, batch size, learning rate, epochs, devices or "
                 "resume checkpoint); give every process the same arguments except --process-id"
             )
     finally:
-        for process, _ in launched:
-            process.kill()
+        _end(launched)
 
 
-def test_sigterm_stops_a_process_of_a_run_with_one_line(tmp_path):
+def _training(tmp_path, launched, ckpt):
+    """Wait until the run has written its first checkpoint (it trains)."""
+    import time
+
+    deadline = time.monotonic() + TIMEOUT
+    while not list(ckpt.glob("*_epoch_1.npz")):
+        running = all(process.poll() is None for process, _ in launched)
+        assert running and time.monotonic() < deadline, _logs(launched)
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("stuck_peer", [False, True], ids=["peer-running", "peer-stuck"])
+def test_sigterm_stops_a_process_of_a_run_at_once_with_one_line(tmp_path, stuck_peer):
+    """Also while it waits in a collective for a peer that does not come (a Python signal
+    handler alone would run only when the collective returns)."""
     import signal
     import time
 
@@ -196,14 +222,17 @@ def test_sigterm_stops_a_process_of_a_run_with_one_line(tmp_path):
     args = ["--epochs", "200", "--batch-size", "48", "--checkpoint-dir", str(ckpt)]
     launched = _launch(tmp_path, [args, args])
     try:
-        deadline = time.monotonic() + TIMEOUT
-        while not list(ckpt.glob("*_epoch_1.npz")):  # training is under way
-            assert time.monotonic() < deadline and launched[0][0].poll() is None
-            time.sleep(0.2)
-        process, err = launched[1]
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) == 128 + signal.SIGTERM
-        assert err.read_text().strip().splitlines()[-1] == "xpnn train: terminated (process 1)"
+        _training(tmp_path, launched, ckpt)
+        (first, _), (second, second_err) = launched
+        target, target_err, index = (first, launched[0][1], 0) if stuck_peer else (
+            second, second_err, 1)  # fmt: skip
+        if stuck_peer:
+            second.send_signal(signal.SIGSTOP)  # process 0 soon waits for it
+            time.sleep(1.0)
+        target.send_signal(signal.SIGTERM)
+        assert target.wait(timeout=10) == 128 + signal.SIGTERM, _logs(launched)
+        assert target_err.read_text().strip().splitlines()[-1] == (
+            f"xpnn train: terminated (process {index})"
+        )
     finally:
-        for process, _ in launched:
-            process.kill()
+        _end(launched)

@@ -196,6 +196,11 @@ def _mesh(devices: int | Sequence[Any] | Mesh) -> Mesh:
     devices = list(devices)
     if not devices:
         raise ValueError("devices: an empty sequence; give at least one JAX device")
+    strangers = [d for d in devices if not isinstance(d, jax.Device)]
+    if strangers:
+        raise ValueError(
+            f"devices must hold jax.Device objects (from jax.devices()); got {strangers[0]!r}"
+        )
     if len(set(devices)) < len(devices):
         raise ValueError(f"devices lists a device more than once: {devices}")
     return Mesh(np.asarray(devices), (BATCH_AXIS,))

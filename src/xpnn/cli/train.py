@@ -118,6 +118,17 @@ def add_parser(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``xpnn train``; returns the exit status."""
+    status = _run(args)
+    if status and _signal_pipe:
+        # A process of a multi-process run that fails on its own: a normal exit would wait
+        # in jax.distributed.shutdown for the others, which wait for it in a collective.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    return status
+
+
+def _run(args: argparse.Namespace) -> int:
     from ..solver import TrainingDiverged
 
     try:
@@ -160,6 +171,8 @@ def _train(args: argparse.Namespace) -> int:
     if settings["framework"] == "xpnn":
         _require_backend(args.backend)
     process, processes = _join(args) if distributed else (0, 1)
+    if distributed:
+        _agree(settings, args)  # before anything else can differ between the processes
     if process != 0:  # one process reports and writes; the Solver checkpoints from 0 too
         args.quiet, args.metrics_out, args.plot = True, None, None
 
@@ -172,7 +185,7 @@ def _train(args: argparse.Namespace) -> int:
     data = {k: v.astype(np.float32) if k.startswith("X_") else v for k, v in data.items()}
     devices = None
     if args.backend == "jax" and (args.devices is not None or distributed):
-        devices, data = _data_parallel(args, settings, data, distributed, process, processes)
+        devices, data = _data_parallel(args, settings, data, process, processes)
     checkpoint_name = None
     if args.checkpoint_dir is not None:
         checkpoint_name = str(args.checkpoint_dir / f"{settings['model']}_{settings['dataset']}")
@@ -312,11 +325,14 @@ def _check_parallel_args(args: argparse.Namespace, settings: dict[str, Any]) -> 
         raise UsageError(f"--devices must be a positive integer; got {args.devices}")
     if args.device is not None and (given or args.devices is not None):
         other = given[0] if given else "--devices"
-        raise UsageError(f"--device picks one device; {other} runs on several: give one of them")
+        raise UsageError(
+            f"--device picks the device of a one-device run; {other} makes a sharded run: "
+            "give one of them"
+        )
     if args.join_timeout is not None and "--coordinator" not in given:
         raise UsageError("--join-timeout needs --coordinator (a multi-process run)")
-    if args.join_timeout is not None and not args.join_timeout > 0:
-        raise UsageError(f"--join-timeout must be positive; got {args.join_timeout:g}")
+    if args.join_timeout is not None and not 0 < args.join_timeout < math.inf:
+        raise UsageError(f"--join-timeout must be a positive number; got {args.join_timeout:g}")
     if not given:
         return False
     if len(given) < len(flags):
@@ -348,20 +364,22 @@ def _join(args: argparse.Namespace) -> tuple[int, int]:
 
     host, _, port = args.coordinator.rpartition(":")
     timeout = 300.0 if args.join_timeout is None else args.join_timeout
+    deadline = time.monotonic() + timeout
     if args.process_id == 0:
         _check_can_listen(int(port))
     else:
         _wait_for_coordinator(host, int(port), timeout)
+    _stop_on_signals(args.process_id)  # the join itself can be interrupted too
     try:
         jax.distributed.initialize(
             args.coordinator,
             args.num_processes,
             args.process_id,
-            initialization_timeout=max(round(timeout), 1),
+            initialization_timeout=max(round(deadline - time.monotonic()), 1),
         )
     except (RuntimeError, ValueError) as err:
         raise UsageError(f"cannot join the run at {args.coordinator}: {err}") from None
-    _stop_on_signals(args.process_id)
+    _stop_on_signals(args.process_id)  # again: initialize installs JAX's SIGTERM handler
     return jax.process_index(), jax.process_count()
 
 
@@ -369,7 +387,6 @@ def _data_parallel(
     args: argparse.Namespace,
     settings: dict[str, Any],
     data: dict[str, Any],
-    distributed: bool,
     process: int,
     processes: int,
 ) -> tuple[int, dict[str, Any]]:
@@ -377,41 +394,56 @@ def _data_parallel(
     import jax
 
     devices = args.devices or len(jax.devices())  # a coordinated run: all of them
-    if distributed:
-        _agree(settings, args, devices)
-    _check_batch_splits(settings["batch_size"], devices, args.resume)
+    _check_batch_splits(settings["batch_size"], devices, args, processes)
     if processes > 1:
         data = _process_shard(data, devices, process, processes)
     return devices, data
 
 
+_signal_pipe: list[int] = []
+
+
 def _stop_on_signals(process: int) -> None:
-    """Ctrl-C and SIGTERM end this process at once, with one line.
+    """Ctrl-C and SIGTERM end this process at once, with one line (status 130 / 143).
 
     A normal exit would wait in ``jax.distributed.shutdown`` for processes that are
-    themselves waiting for this one, and JAX's own SIGTERM handler only logs. The other
-    processes stop when they miss this one's heartbeat (JAX ends them then).
+    themselves waiting for this one, and JAX's own SIGTERM handler only logs. A Python
+    handler would run only when the main thread is back in Python, not while it waits in
+    a collective, so the signal is taken from Python's wakeup file descriptor by a thread
+    of its own. The other processes stop when they miss this one's heartbeat (JAX ends
+    them then).
     """
     import signal
+    import threading
 
-    def stop(number: int, frame: Any) -> None:
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, lambda number, frame: None)  # the thread below acts
+    if _signal_pipe:
+        return
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+    _signal_pipe[:] = [read_end, write_end]
+
+    def stop() -> None:
+        number = os.read(read_end, 1)[0]
         name = "interrupted" if number == signal.SIGINT else "terminated"
-        print(f"\nxpnn train: {name} (process {process})", file=sys.stderr, flush=True)
-        sys.stdout.flush()
-        os._exit(128 + number)
+        try:  # no print: the main thread may hold the lock of sys.stderr
+            os.write(2, f"\nxpnn train: {name} (process {process})\n".encode())
+        finally:
+            os._exit(128 + number)
 
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
+    threading.Thread(target=stop, name="xpnn-stop-on-signal", daemon=True).start()
 
 
-def _agree(settings: dict[str, Any], args: argparse.Namespace, devices: Any) -> None:
+def _agree(settings: dict[str, Any], args: argparse.Namespace) -> None:
     """Every process must run the same training: a mismatch would hang in a collective."""
     import zlib
 
     from jax.experimental import multihost_utils
 
     run = {k: settings[k] for k in (*_RUN_KEYS, "epochs")}
-    run.update(devices=devices, resume=None if args.resume is None else args.resume.name)
+    run.update(devices=args.devices, resume=None if args.resume is None else args.resume.name)
     digest = zlib.crc32(json.dumps(run, sort_keys=True).encode())
     digests = np.asarray(multihost_utils.process_allgather(np.uint32(digest))).reshape(-1)
     if len(set(digests.tolist())) > 1:
@@ -429,14 +461,15 @@ def _jax_device(spec: str | None) -> Any:
     import jax
 
     platform, _, index = spec.rpartition(":") if ":" in spec else (spec, "", "0")
-    if spec.isdigit():
+    if spec.isdecimal():
         platform, index = "", spec
     try:
         devices = jax.devices(platform or None)
     except RuntimeError:
         devices = []
-    if not index.isdigit() or int(index) >= len(devices):
-        known = ", ".join(f"{d.platform}:{i}" for i, d in enumerate(jax.devices()))
+    if not index.isascii() or not index.isdecimal() or int(index) >= len(devices):
+        listed = {d: None for d in [*jax.devices(), *jax.devices("cpu")]}  # in order, once
+        known = ", ".join(f"{d.platform}:{jax.devices(d.platform).index(d)}" for d in listed)
         raise UsageError(
             f"--device {spec}: JAX has no such device; it has {known} (or give an index)"
         )
@@ -447,14 +480,25 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
-def _check_batch_splits(batch_size: int, devices: int, resume: Path | None) -> None:
+def _check_batch_splits(
+    batch_size: int, devices: int, args: argparse.Namespace, processes: int
+) -> None:
     if batch_size % devices == 0:
         return
-    if resume is not None:
-        divisors = [d for d in range(1, batch_size + 1) if batch_size % d == 0]
+    if args.resume is not None:
+        import jax
+
+        usable = [d for d in range(processes, jax.device_count() + 1, processes)
+                  if batch_size % d == 0]  # fmt: skip
+        where = "" if args.devices is not None else " (all the run's devices)"
+        choice = (
+            f"give --devices one of {', '.join(map(str, usable))}"
+            if usable
+            else "no number of this run's devices splits it"
+        )
         raise UsageError(
-            f"the checkpoint's batch size {batch_size} does not split over {devices} devices; "
-            f"resume it on a number of devices that divides it ({', '.join(map(str, divisors))})"
+            f"the checkpoint's batch size {batch_size} does not split over {devices} "
+            f"devices{where}; {choice}"
         )
     multiple = max(batch_size // devices, 1) * devices
     raise UsageError(
