@@ -61,6 +61,12 @@ def test_plot_writes_a_png(tmp_path):
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def _joining(coordinator, process_id):
+    """The arguments of a process of a 2-process JAX run."""
+    return ["--backend", "jax", "--coordinator", coordinator, "--num-processes", "2",
+            "--process-id", process_id]  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -78,63 +84,16 @@ def test_plot_writes_a_png(tmp_path):
             ["--backend", "jax", "--coordinator", "127.0.0.1:1"],
             "--coordinator needs --num-processes, --process-id too",
         ),
-        (
-            [
-                "--backend",
-                "jax",
-                "--coordinator",
-                "127.0.0.1:1",
-                "--num-processes",
-                "2",
-                "--process-id",
-                "2",
-            ],
-            "--process-id must be in 0 .. 1; got 2",
-        ),
-        (
-            [
-                "--backend",
-                "jax",
-                "--coordinator",
-                "localhost",
-                "--num-processes",
-                "2",
-                "--process-id",
-                "0",
-            ],
-            "--coordinator must be HOST:PORT",
-        ),
-        (
-            [
-                "--backend",
-                "jax",
-                "--coordinator",
-                "127.0.0.1:99999",
-                "--num-processes",
-                "2",
-                "--process-id",
-                "0",
-            ],
-            "(a port in 1..65535)",
-        ),
+        (_joining("127.0.0.1:1", "2"), "--process-id must be in 0 .. 1; got 2"),
+        (_joining("localhost", "0"), "--coordinator must be HOST:PORT"),
+        (_joining("127.0.0.1:99999", "0"), "(a port in 1..65535)"),
         (
             ["--backend", "jax", "--device", "cpu", "--devices", "2"],
             "--device picks the device of a one-device run; --devices makes a sharded run",
         ),
         (["--backend", "jax", "--join-timeout", "5"], "--join-timeout needs --coordinator"),
         (
-            [
-                "--backend",
-                "jax",
-                "--coordinator",
-                "127.0.0.1:1",
-                "--num-processes",
-                "2",
-                "--process-id",
-                "1",
-                "--join-timeout",
-                "-5",
-            ],
+            [*_joining("127.0.0.1:1", "1"), "--join-timeout", "-5"],
             "--join-timeout must be a positive number",
         ),
     ],
