@@ -22,9 +22,25 @@ ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 240
 
 
+def _free_address():
+    """HOST:PORT on 127.0.0.1 where nothing listens now."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{probe.getsockname()[1]}"
+
+
+def _env(devices=None):
+    """The environment of a JAX process on the CPU, with ``devices`` forced devices."""
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    if devices is not None:
+        env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    return env
+
+
 def _train(*args, devices):
-    env = dict(os.environ, JAX_PLATFORMS="cpu",
-               XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")  # fmt: skip
+    env = _env(devices)
     command = [sys.executable, "-m", "xpnn", "train", "--backend", "jax", "--quiet", *args]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=TIMEOUT)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -66,7 +82,7 @@ def test_two_processes_train_as_one_process_with_four_devices(tmp_path):
 
 
 def test_a_malformed_coordinator_address_fails_in_one_line():
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    env = _env()
     command = [sys.executable, "-m", "xpnn", "train", "--backend", "jax", "--coordinator",
                "127.0.0.1:not-a-port", "--num-processes", "2", "--process-id", "0"]  # fmt: skip
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=TIMEOUT)
@@ -78,20 +94,15 @@ def test_a_malformed_coordinator_address_fails_in_one_line():
 
 
 def test_a_process_that_cannot_reach_the_coordinator_fails_in_one_line():
-    import socket
-
-    with socket.socket() as probe:  # a port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    address = _free_address()  # nothing listens there
     command = [sys.executable, "-m", "xpnn", "train", "--backend", "jax", "--coordinator",
-               f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", "1",
+               address, "--num-processes", "2", "--process-id", "1",
                "--join-timeout", "1"]  # fmt: skip
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    done = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=TIMEOUT)
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(
-        f"xpnn train: --coordinator: nothing answers at 127.0.0.1:{port} after 1 s"
+        f"xpnn train: --coordinator: nothing answers at {address} after 1 s"
     )
 
 
@@ -124,13 +135,7 @@ print("value", parallel.to_host(placed["w"]).tolist(), "part", parallel.first_pa
 
 
 def test_replicated_values_come_from_process_0_and_the_draw_is_shared(tmp_path):
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        address = f"127.0.0.1:{probe.getsockname()[1]}"
-    env = dict(os.environ, JAX_PLATFORMS="cpu",
-               XLA_FLAGS="--xla_force_host_platform_device_count=2")  # fmt: skip
+    address, env = _free_address(), _env(devices=2)
     processes = [
         subprocess.Popen([sys.executable, "-c", REPLICATE, address, str(i)], env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -155,13 +160,7 @@ def test_replicated_values_come_from_process_0_and_the_draw_is_shared(tmp_path):
 
 def _launch(tmp_path, per_process_args, devices=2):
     """``xpnn train --backend jax`` in 2 processes on 127.0.0.1; (Popen, stderr path) each."""
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        address = f"127.0.0.1:{probe.getsockname()[1]}"
-    env = dict(os.environ, JAX_PLATFORMS="cpu",
-               XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")  # fmt: skip
+    address, env = _free_address(), _env(devices)
     launched = []
     for index, extra in enumerate(per_process_args):
         err = tmp_path / f"err-{index}.log"

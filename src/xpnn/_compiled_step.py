@@ -141,10 +141,7 @@ class CompiledStep:
         status, changed, new_params, new_state, new_arrays = self._step(
             params, state, arrays, scalars, X, y, seed, iteration
         )
-        if self.parallel is None:
-            status, changed = jax.device_get((status, changed))  # one transfer
-        else:  # replicated on devices of several processes, maybe: this process's copy
-            status, changed = self.parallel.to_host(status), self.parallel.to_host(changed)
+        status, changed = self._to_host((status, changed))
         new_configs = {name: {**scalars[name], **new_arrays[name]} for name in optim_configs}
         for (name, k), value in zip(self._changed_keys, changed.tolist(), strict=True):
             new_configs[name][k] = type(scalars[name][k])(value)
@@ -163,10 +160,12 @@ class CompiledStep:
             params, state = self.parallel.replicate((params, state))
         return float(self._to_host(self._count_correct(params, state, X, y, weight)))
 
-    def _to_host(self, array: Any) -> Any:
+    def _to_host(self, tree: Any) -> Any:
+        """NumPy values of ``tree``'s arrays: in one transfer on one device; with
+        ``parallel``, this process's copy of each replicated array."""
         if self.parallel is not None:
-            return self.parallel.to_host(array)
-        return jax.device_get(array)
+            return jax.tree.map(self.parallel.to_host, tree)
+        return jax.device_get(tree)
 
 
 def _is_scalar(value: Any) -> bool:

@@ -22,6 +22,7 @@ each channel over N, H and W; layer norm each sample over its features; group no
 
 from __future__ import annotations
 
+import math
 import operator
 import warnings
 from collections.abc import Mapping, MutableMapping
@@ -100,11 +101,10 @@ def _batchnorm_backward_closed_form(
         dx = gamma * inv_std * (dout - (dbeta + xhat * dgamma) / m)
 
     and ``dxhat`` is never formed: two reductions, one temporary and one new array.
-    ``dgamma`` and ``dbeta`` keep size-1 axes.
+    ``dgamma`` and ``dbeta`` keep size-1 axes. With ``gamma = 1`` it is the gradient
+    through the normalization alone (:func:`_normalize_backward`).
     """
-    m = 1
-    for a in axis:
-        m *= dout.shape[a]
+    m = math.prod(dout.shape[a] for a in axis)
     dbeta = xp.sum(dout, axis=axis, keepdims=True)
     dgamma = xp.sum(dout * xhat, axis=axis, keepdims=True)
     scale = gamma * inv_std
@@ -118,19 +118,10 @@ def _batchnorm_backward_closed_form(
 def _normalize_backward(xp: Any, dxhat: Any, xhat: Any, inv_std: Any, axis: tuple[int, ...]):
     """Gradient through ``xhat = (x - mean) / std`` (statistics over ``axis``): the closed form.
 
-    ``dx = inv_std * (dxhat - (sum(dxhat) + xhat * sum(dxhat * xhat)) / m)``, built as one
-    new array and one temporary.
+    ``dx = inv_std * (dxhat - (sum(dxhat) + xhat * sum(dxhat * xhat)) / m)``, the batch-norm
+    closed form with ``gamma = 1``.
     """
-    m = 1
-    for a in axis:
-        m *= dxhat.shape[a]
-    sum_dxhat = xp.sum(dxhat, axis=axis, keepdims=True)
-    sum_dxhat_xhat = xp.sum(dxhat * xhat, axis=axis, keepdims=True)
-    dx = dxhat * inv_std
-    correction = xhat * (inv_std * sum_dxhat_xhat / m)
-    dx -= correction
-    dx -= inv_std * sum_dxhat / m
-    return dx
+    return _batchnorm_backward_closed_form(xp, dxhat, xhat, 1, inv_std, axis)[0]
 
 
 def _check_affine_params(gamma: Any, beta: Any, shape: tuple[int, ...], what: str) -> None:
