@@ -282,8 +282,8 @@ def test_naive_backward_with_the_fast_cache(bk):
         r"of conv_forward_fast",
     ):
         conv_backward_naive(bk.asarray(np.ones(tuple(out.shape))), fast_cache)
-    with pytest.raises(TypeError, match=r"got a tuple"):
-        conv_backward_fast(bk.asarray(np.ones(tuple(out.shape))), tuple(fast_cache))
+    with pytest.raises(TypeError, match=r"\(a ConvFastCache\); got a list$"):
+        conv_backward_fast(bk.asarray(np.ones(tuple(out.shape))), list(fast_cache))
 
 
 def test_dout_must_be_an_array(bk):

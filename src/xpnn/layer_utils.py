@@ -10,9 +10,12 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from .layers._validate import cache_of, require_cache
-from .layers.affine import affine_backward, affine_forward
-from .layers.conv import conv_backward_fast, conv_forward_fast
+from .layers.affine import AffineCache, affine_backward, affine_forward
+from .layers.conv import ConvFastCache, conv_backward_fast, conv_forward_fast
 from .layers.norm import (
+    BatchnormCache,
+    LayernormCache,
+    SpatialBatchnormCache,
     batchnorm_backward_alt,
     batchnorm_forward,
     layernorm_backward,
@@ -20,8 +23,8 @@ from .layers.norm import (
     spatial_batchnorm_backward,
     spatial_batchnorm_forward,
 )
-from .layers.pool import max_pool_backward_fast, max_pool_forward_fast
-from .layers.relu import relu_backward, relu_forward
+from .layers.pool import MaxPoolFastCache, max_pool_backward_fast, max_pool_forward_fast
+from .layers.relu import ReluCache, relu_backward, relu_forward
 
 __all__ = [
     "affine_bn_relu_backward",
@@ -41,42 +44,42 @@ __all__ = [
 
 @cache_of("affine_relu_forward")
 class AffineReluCache(NamedTuple):
-    fc_cache: Any
-    relu_cache: Any
+    fc_cache: AffineCache
+    relu_cache: ReluCache
 
 
 @cache_of("conv_relu_forward")
 class ConvReluCache(NamedTuple):
-    conv_cache: Any
-    relu_cache: Any
+    conv_cache: ConvFastCache
+    relu_cache: ReluCache
 
 
 @cache_of("conv_relu_pool_forward")
 class ConvReluPoolCache(NamedTuple):
-    conv_cache: Any
-    relu_cache: Any
-    pool_cache: Any
+    conv_cache: ConvFastCache
+    relu_cache: ReluCache
+    pool_cache: MaxPoolFastCache
 
 
 @cache_of("affine_bn_relu_forward")
 class AffineBnReluCache(NamedTuple):
-    fc_cache: Any
-    bn_cache: Any
-    relu_cache: Any
+    fc_cache: AffineCache
+    bn_cache: BatchnormCache
+    relu_cache: ReluCache
 
 
 @cache_of("affine_ln_relu_forward")
 class AffineLnReluCache(NamedTuple):
-    fc_cache: Any
-    ln_cache: Any
-    relu_cache: Any
+    fc_cache: AffineCache
+    ln_cache: LayernormCache
+    relu_cache: ReluCache
 
 
 @cache_of("conv_bn_relu_forward")
 class ConvBnReluCache(NamedTuple):
-    conv_cache: Any
-    bn_cache: Any
-    relu_cache: Any
+    conv_cache: ConvFastCache
+    bn_cache: SpatialBatchnormCache
+    relu_cache: ReluCache
 
 
 def affine_relu_forward(x: Any, w: Any, b: Any) -> tuple[Any, Any]:

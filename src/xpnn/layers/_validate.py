@@ -14,11 +14,13 @@ to (the computation dtype for an integer or boolean argument).
 
 from __future__ import annotations
 
+import functools
 import numbers
 import operator
 import sys
+import typing
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import array_api_compat
 
@@ -112,6 +114,15 @@ def upstream(dout: Any, like: Any, shape: tuple[int, ...]) -> tuple[Any, Any]:
 
 # --------------------------------------------------------------------------- caches
 
+#: What a part of a cache is, for the annotations of the cache named tuples: ``Array`` (an
+#: array of any array-API library), ``MaybeArray`` (an array or None), ``Dtypes`` (the tuple
+#: of zero-size arrays from :func:`floating_inputs`). ``dict``, ``str``, ``int`` and
+#: ``tuple`` mean themselves, and another cache class means that layer's cache (or a tuple of
+#: its parts). ``Any`` is not checked.
+Array = Annotated[Any, "an array"]
+MaybeArray = Annotated[Any, "an array or None"]
+Dtypes = Annotated[tuple, "the tuple of dtypes the forward pass recorded"]
+
 _CACHE_ORIGIN: dict[type, str] = {}
 
 
@@ -125,17 +136,78 @@ def cache_of(forward_name: str) -> Callable[[type], type]:
     return register
 
 
-def require_cache(cache: Any, cls: type) -> Any:
-    """A backward pass must get the cache of its own forward pass."""
+def _a(name: str) -> str:
+    return f"{'an' if name[0] in 'AEIOUaeiou' else 'a'} {name}"
+
+
+def _describe_cache(cls: type) -> str:
+    return f"the cache returned by {_CACHE_ORIGIN[cls]} ({_a(cls.__name__)})"
+
+
+@functools.cache
+def _part_kinds(cls: type) -> dict[str, Any]:
+    """The annotation of each part of the cache class ``cls``, resolved."""
+    return typing.get_type_hints(cls, include_extras=True)
+
+
+def _kind_matches(kind: Any, value: Any) -> bool:
+    if typing.get_origin(kind) is Annotated:
+        label = kind.__metadata__[0]
+        if label == MaybeArray.__metadata__[0] and value is None:
+            return True
+        if label == Dtypes.__metadata__[0]:
+            return isinstance(value, tuple) and all(map(array_api_compat.is_array_api_obj, value))
+        return array_api_compat.is_array_api_obj(value)
+    if kind is dict:
+        return isinstance(value, Mapping)
+    if isinstance(kind, type) and kind is not object:
+        return isinstance(value, kind)
+    return True
+
+
+def _describe_kind(kind: Any) -> str:
+    if typing.get_origin(kind) is Annotated:
+        return kind.__metadata__[0]
+    return f"a {kind.__name__}"
+
+
+def require_cache(cache: Any, cls: type, *, _path: tuple[str, ...] = ()) -> Any:
+    """A backward pass's ``cache``: the cache of its own forward pass, as a ``cls``.
+
+    Also accepted: any plain tuple of the same parts in the same order, as the
+    assignment's tuple caches allow (a student's backward unpacks a sandwich's cache and
+    repacks it). Its parts are checked for their kind (an array, a dict, the cache of a
+    given layer ...), recursively for the parts that are caches themselves, and the error
+    names the part. The cache of another layer is refused as such.
+    """
     if isinstance(cache, cls):
         return cache
+    _where = f"cache part {'.'.join(_path)!r}" if _path else "cache"
     origin = _CACHE_ORIGIN.get(type(cache))
-    got = f"the cache of {origin}" if origin else f"a {type(cache).__name__}"
-    article = "an" if cls.__name__[0] in "AEIOU" else "a"
-    raise TypeError(
-        f"cache must be the cache returned by {_CACHE_ORIGIN[cls]} ({article} "
-        f"{cls.__name__}); got {got}"
-    )
+    if origin is not None or not isinstance(cache, tuple):
+        got = f"the cache of {origin}" if origin else _a(type(cache).__name__)
+        raise TypeError(f"{_where} must be {_describe_cache(cls)}; got {got}")
+    fields = cls._fields
+    required = len(fields) - len(cls._field_defaults)
+    if not required <= len(cache) <= len(fields):
+        count = str(len(fields)) if required == len(fields) else f"{required} to {len(fields)}"
+        raise TypeError(
+            f"{_where} must be {_describe_cache(cls)} or a tuple of its {count} parts "
+            f"({', '.join(fields)}); got a tuple of {len(cache)}"
+        )
+    kinds = _part_kinds(cls)
+    parts = []
+    for name, value in zip(fields, cache, strict=False):
+        kind = kinds.get(name, Any)
+        if kind in _CACHE_ORIGIN:
+            value = require_cache(value, kind, _path=(*_path, name))
+        elif not _kind_matches(kind, value):
+            raise TypeError(
+                f"cache part {'.'.join((*_path, name))!r} must be {_describe_kind(kind)} (the cache of "
+                f"{_CACHE_ORIGIN[cls]}); got {_a(type(value).__name__)}"
+            )
+        parts.append(value)
+    return cls(*parts)
 
 
 def caller_stacklevel() -> int:

@@ -9,6 +9,8 @@ import math
 from typing import Any, NamedTuple
 
 from ._validate import (
+    Array,
+    Dtypes,
     cache_of,
     floating_inputs,
     in_argument_dtypes,
@@ -25,10 +27,10 @@ __all__ = ["affine_backward", "affine_forward"]
 class AffineCache(NamedTuple):
     """What :func:`affine_forward` keeps for :func:`affine_backward`."""
 
-    x: Any
-    w: Any
-    b: Any
-    dtypes: tuple
+    x: Array
+    w: Array
+    b: Array
+    dtypes: Dtypes
 
 
 def affine_forward(x: Any, w: Any, b: Any) -> tuple[Any, AffineCache]:

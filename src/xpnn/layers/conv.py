@@ -27,6 +27,9 @@ import array_api_extra as xpx
 from .. import _native
 from .._backend import device_of
 from ._validate import (
+    Array,
+    Dtypes,
+    MaybeArray,
     cache_of,
     floating_inputs,
     in_argument_dtypes,
@@ -92,11 +95,11 @@ def window_offset_slices(
 class ConvNaiveCache(NamedTuple):
     """What :func:`conv_forward_naive` keeps for :func:`conv_backward_naive`."""
 
-    x: Any
-    w: Any
-    b: Any
+    x: Array
+    w: Array
+    b: Array
     conv_param: dict
-    dtypes: tuple
+    dtypes: Dtypes
 
 
 @cache_of("conv_forward_fast")
@@ -108,12 +111,12 @@ class ConvFastCache(NamedTuple):
     own convolution (see ``xpnn._native``), which the backward pass then uses too.
     """
 
-    x: Any
-    w: Any
-    b: Any
+    x: Array
+    w: Array
+    b: Array
     conv_param: dict
-    cols: Any
-    dtypes: tuple
+    cols: MaybeArray
+    dtypes: Dtypes
 
 
 # --------------------------------------------------------------------------- naive

@@ -14,6 +14,8 @@ from typing import Any, NamedTuple
 from .. import random as xprandom
 from .._backend import array_namespace
 from ._validate import (
+    Dtypes,
+    MaybeArray,
     cache_of,
     floating_inputs,
     in_argument_dtypes,
@@ -36,9 +38,9 @@ class DropoutCache(NamedTuple):
     """
 
     dropout_param: dict
-    mask: Any
-    dtypes: tuple
-    x: Any = None
+    mask: MaybeArray
+    dtypes: Dtypes
+    x: MaybeArray = None
 
 
 def _dropout_settings(dropout_param: Any) -> tuple[float, str, int | None]:

@@ -30,6 +30,8 @@ from typing import Any, NamedTuple
 
 from .._backend import array_namespace, device_of
 from ._validate import (
+    Array,
+    Dtypes,
     cache_of,
     caller_stacklevel,
     cast,
@@ -134,12 +136,12 @@ class BatchnormCache(NamedTuple):
     """What :func:`batchnorm_forward` keeps for both batch-norm backward passes."""
 
     mode: str
-    x: Any
-    xhat: Any
-    mu: Any
-    inv_std: Any
-    gamma: Any
-    dtypes: tuple
+    x: Array
+    xhat: Array
+    mu: Array
+    inv_std: Array
+    gamma: Array
+    dtypes: Dtypes
 
 
 @cache_of("spatial_batchnorm_forward")
@@ -148,17 +150,17 @@ class SpatialBatchnormCache(NamedTuple):
 
     shape: tuple
     bn_cache: BatchnormCache
-    dtypes: tuple
+    dtypes: Dtypes
 
 
 @cache_of("layernorm_forward")
 class LayernormCache(NamedTuple):
     """What :func:`layernorm_forward` keeps for :func:`layernorm_backward`."""
 
-    xhat: Any
-    inv_std: Any
-    gamma: Any
-    dtypes: tuple
+    xhat: Array
+    inv_std: Array
+    gamma: Array
+    dtypes: Dtypes
 
 
 @cache_of("spatial_groupnorm_forward")
@@ -166,11 +168,11 @@ class GroupnormCache(NamedTuple):
     """What :func:`spatial_groupnorm_forward` keeps for its backward pass."""
 
     groups: int
-    xhat: Any
-    inv_std: Any
-    gamma4: Any
+    xhat: Array
+    inv_std: Array
+    gamma4: Array
     param_shape: tuple
-    dtypes: tuple
+    dtypes: Dtypes
 
 
 # --------------------------------------------------------------------------- batch norm

@@ -20,6 +20,8 @@ import array_api_extra as xpx
 
 from .._backend import device_of
 from ._validate import (
+    Array,
+    Dtypes,
     cache_of,
     floating_inputs,
     in_argument_dtypes,
@@ -54,19 +56,19 @@ def _pool_geometry(x: Any, pool_param: Any) -> tuple[int, int, int, int, int]:
 class MaxPoolNaiveCache(NamedTuple):
     """What :func:`max_pool_forward_naive` keeps for :func:`max_pool_backward_naive`."""
 
-    x: Any
+    x: Array
     pool_param: dict
-    dtypes: tuple
+    dtypes: Dtypes
 
 
 @cache_of("max_pool_forward_fast")
 class MaxPoolFastCache(NamedTuple):
     """What :func:`max_pool_forward_fast` keeps for :func:`max_pool_backward_fast`."""
 
-    x: Any
+    x: Array
     pool_param: dict
-    out: Any
-    dtypes: tuple
+    out: Array
+    dtypes: Dtypes
 
 
 # --------------------------------------------------------------------------- naive

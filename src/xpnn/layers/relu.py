@@ -9,7 +9,15 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from .._backend import device_of
-from ._validate import cache_of, floating_inputs, in_argument_dtypes, require_cache, upstream
+from ._validate import (
+    Array,
+    Dtypes,
+    cache_of,
+    floating_inputs,
+    in_argument_dtypes,
+    require_cache,
+    upstream,
+)
 
 __all__ = ["relu_backward", "relu_forward"]
 
@@ -18,8 +26,8 @@ __all__ = ["relu_backward", "relu_forward"]
 class ReluCache(NamedTuple):
     """What :func:`relu_forward` keeps for :func:`relu_backward`."""
 
-    x: Any
-    dtypes: tuple
+    x: Array
+    dtypes: Dtypes
 
 
 def relu_forward(x: Any) -> tuple[Any, ReluCache]:
