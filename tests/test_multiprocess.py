@@ -158,13 +158,13 @@ def test_replicated_values_come_from_process_0_and_the_draw_is_shared(tmp_path):
     ]
 
 
-def _launch(tmp_path, per_process_args, devices=2):
+def _launch(tmp_path, per_process_args, devices=2, xpnn=("-m", "xpnn")):
     """``xpnn train --backend jax`` in 2 processes on 127.0.0.1; (Popen, stderr path) each."""
     address, env = _free_address(), _env(devices)
     launched = []
     for index, extra in enumerate(per_process_args):
         err = tmp_path / f"err-{index}.log"
-        command = [sys.executable, "-m", "xpnn", "train", "--backend", "jax", "--quiet",
+        command = [sys.executable, *xpnn, "train", "--backend", "jax", "--quiet",
                    "--coordinator", address, "--num-processes", "2", "--process-id",
                    str(index), "--join-timeout", "60", *extra]  # fmt: skip
         with err.open("w") as log:
@@ -195,6 +195,40 @@ def test_processes_started_with_different_settings_all_refuse(tmp_path):
                 "dataset, seed, update rule, batch size, learning rate, epochs, devices or "
                 "resume checkpoint); give every process the same arguments except --process-id"
             )
+    finally:
+        _end(launched)
+
+
+# xpnn train, with one process slow to reach the device check (under load, a process can
+# be seconds behind the other)
+SLOW_PEER = """
+import sys, time
+import xpnn.cli.train as train
+check = train._check_devices_of_every_process
+def slow(args):
+    if args.process_id == int(sys.argv[1]):
+        time.sleep(3)
+    return check(args)
+train._check_devices_of_every_process = slow
+from xpnn.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize("slow", [0, 1])
+def test_a_refusal_of_every_process_waits_for_a_slow_peer(tmp_path, slow):
+    """The coordinator's process must not exit before the other one has refused too:
+    exiting at once would cut it off in the middle of its own (and gloo's) work."""
+    args = ["--devices", "2", "--batch-size", "48"]
+    launched = _launch(tmp_path, [args, args], xpnn=("-c", SLOW_PEER, str(slow)))
+    try:
+        for process, err in launched:
+            assert process.wait(timeout=TIMEOUT) == 2, _logs(launched)
+            last = err.read_text().strip().splitlines()[-1]
+            assert last.startswith(
+                "xpnn train: devices: the batch axis must hold the same number of devices of "
+                "each of the 2 process(es)"
+            ), _logs(launched)
     finally:
         _end(launched)
 

@@ -119,9 +119,11 @@ def add_parser(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``xpnn train``; returns the exit status."""
     status = _run(args)
-    if status and _signal_pipe:
+    if status and _signal_pipe and not _refused_by_every_process:
         # A process of a multi-process run that fails on its own: a normal exit would wait
         # in jax.distributed.shutdown for the others, which wait for it in a collective.
+        # (A refusal that every process reaches alike exits normally instead: the shutdown
+        # then waits until the others have refused too, rather than cutting them off.)
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(status)
@@ -131,8 +133,13 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from ..solver import TrainingDiverged
 
+    global _refused_by_every_process
     try:
         return _train(args)
+    except SharedUsageError as err:
+        _refused_by_every_process = True
+        print(f"xpnn train: {err}", file=sys.stderr)
+        return 2
     except TrainingDiverged as err:
         print(f"xpnn train: {err}", file=sys.stderr)
         return 1
@@ -145,6 +152,16 @@ def _run(args: argparse.Namespace) -> int:
 
 class UsageError(Exception):
     """A mistake in the command line or its environment: one line, exit status 2."""
+
+
+class SharedUsageError(UsageError):
+    """A mistake that every process of a multi-process run finds alike, from what they all
+    see the same (the settings, the devices), so that each of them refuses with the same
+    line instead of one leaving the others waiting for it."""
+
+
+#: Set when a SharedUsageError ended this process's run.
+_refused_by_every_process = False
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -172,6 +189,9 @@ def _train(args: argparse.Namespace) -> int:
         _require_backend(args.backend)
     process, processes = _join(args) if distributed else (0, 1)
     if distributed:
+        # Both before any collective (the agreement itself is one): a process that
+        # refused alone and exited would cut off the others in the middle of it.
+        _check_devices_of_every_process(args)
         _agree(settings, args)  # before anything else can differ between the processes
     if process != 0:  # one process reports and writes; the Solver checkpoints from 0 too
         args.quiet, args.metrics_out, args.plot = True, None, None
@@ -436,6 +456,22 @@ def _stop_on_signals(process: int) -> None:
     threading.Thread(target=stop, name="xpnn-stop-on-signal", daemon=True).start()
 
 
+def _check_devices_of_every_process(args: argparse.Namespace) -> None:
+    """``--devices`` must take the same number of devices of every process.
+
+    Every process sees the whole list of devices after the join, so each one decides
+    alike, without a collective.
+    """
+    import jax
+
+    from .._data_parallel import DataParallel
+
+    try:
+        DataParallel(args.devices or len(jax.devices()))  # builds the mesh; no collective
+    except ValueError as err:
+        raise SharedUsageError(str(err)) from None
+
+
 def _agree(settings: dict[str, Any], args: argparse.Namespace) -> None:
     """Every process must run the same training: a mismatch would hang in a collective."""
     import zlib
@@ -447,7 +483,7 @@ def _agree(settings: dict[str, Any], args: argparse.Namespace) -> None:
     digest = zlib.crc32(json.dumps(run, sort_keys=True).encode())
     digests = np.asarray(multihost_utils.process_allgather(np.uint32(digest))).reshape(-1)
     if len(set(digests.tolist())) > 1:
-        raise UsageError(
+        raise SharedUsageError(
             "the processes were started with different settings (model, dataset, seed, "
             "update rule, batch size, learning rate, epochs, devices or resume checkpoint); "
             "give every process the same arguments except --process-id"
