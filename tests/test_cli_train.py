@@ -43,7 +43,7 @@ def test_resume_continues_to_the_total_epochs(tmp_path, capsys):
     straight, resumed = tmp_path / "straight.json", tmp_path / "resumed.json"
     assert main([*common, "--epochs", "2", "--metrics-out", str(straight)]) == 0
     assert main([*common, "--epochs", "1", "--checkpoint-dir", str(tmp_path / "ck")]) == 0
-    checkpoint = tmp_path / "ck" / "fcn_digits_epoch_1.npz"
+    checkpoint = tmp_path / "ck" / "fcn_digits_epoch_001.npz"
     assert checkpoint.is_file()
     assert main([*common, "--epochs", "2", "--resume", str(checkpoint),
                  "--metrics-out", str(resumed)]) == 0  # fmt: skip
@@ -141,7 +141,7 @@ def test_resume_takes_its_settings_from_the_checkpoint(tmp_path, capsys):
     ck = tmp_path / "ck"
     assert main(["train", "--model", "fcn", "--quiet", "--epochs", "1", "--seed", "5",
                  "--checkpoint-dir", str(ck)]) == 0  # fmt: skip
-    checkpoint = ck / "fcn_digits_epoch_1.npz"
+    checkpoint = ck / "fcn_digits_epoch_001.npz"
     capsys.readouterr()
     assert main(["train", "--quiet", "--epochs", "2", "--resume", str(checkpoint),
                  "--batch-size", "20"]) == 2  # fmt: skip
@@ -214,7 +214,7 @@ def test_framework_torch_resumes_exactly(tmp_path):
     straight, resumed = tmp_path / "straight.json", tmp_path / "resumed.json"
     assert main([*common, "--epochs", "2", "--metrics-out", str(straight)]) == 0
     assert main([*common, "--epochs", "1", "--checkpoint-dir", str(tmp_path / "ck")]) == 0
-    checkpoint = tmp_path / "ck" / "cnn_digits_epoch_1.pt"
+    checkpoint = tmp_path / "ck" / "cnn_digits_epoch_001.pt"
     # no --framework, --seed or --batch-size: the .pt checkpoint gives them
     assert main(["train", "--quiet", "--epochs", "2", "--resume", str(checkpoint),
                  "--metrics-out", str(resumed)]) == 0  # fmt: skip
@@ -313,7 +313,7 @@ def test_a_checkpoint_resumes_only_on_device_counts_that_split_its_batch(tmp_pat
     assert main(["train", "--backend", "jax", "--model", "fcn", "--epochs", "1", "--quiet",
                  "--checkpoint-dir", str(ckpt)]) == 0  # fmt: skip
     resume = ["train", "--backend", "jax", "--epochs", "2", "--quiet", "--resume",
-              str(ckpt / "fcn_digits_epoch_1.npz")]  # fmt: skip
+              str(ckpt / "fcn_digits_epoch_001.npz")]  # fmt: skip
     capsys.readouterr()
     assert main([*resume, "--devices", "4"]) == 2
     assert capsys.readouterr().err.strip() == (

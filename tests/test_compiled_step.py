@@ -227,7 +227,7 @@ def test_dropout_masks_come_from_the_step_key_and_resume_exactly(jx, tmp_path):
 
     second = _fcn("jax", keep=0.6, seed=5)  # other weights: all must come from the file
     resumed = _solver(second, data, num_epochs=3)
-    resumed.load_checkpoint(tmp_path / "run_epoch_2.npz")
+    resumed.load_checkpoint(tmp_path / "run_epoch_002.npz")
     resumed.train()
     assert resumed.loss_history == straight.loss_history
     _close(_params(second), _params(first), "param", rtol=0)
@@ -267,7 +267,7 @@ def test_checkpoints_cross_between_the_eager_and_the_compiled_step(jx, tmp_path)
 
     model = _fcn("jax", seed=9)
     resumed = _solver(model, data, num_epochs=2, update_rule="sgd_momentum")
-    resumed.load_checkpoint(tmp_path / "eager_epoch_1.npz")
+    resumed.load_checkpoint(tmp_path / "eager_epoch_001.npz")
     resumed.train()
     assert resumed.jit
     np.testing.assert_allclose(resumed.loss_history, straight.loss_history, rtol=1e-12)

@@ -208,7 +208,7 @@ def test_only_the_first_process_writes_checkpoints(tmp_path, monkeypatch):
     solver = _solver(_fcn(), _data(), devices=DEVICES, num_epochs=1,
                      checkpoint_name=str(tmp_path / "run"))  # fmt: skip
     solver.train()
-    assert solver.last_checkpoint == tmp_path / "run_epoch_1.npz"
+    assert solver.last_checkpoint == tmp_path / "run_epoch_001.npz"
     assert list(tmp_path.iterdir()) == []
 
 

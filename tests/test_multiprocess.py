@@ -70,7 +70,7 @@ def test_two_processes_train_as_one_process_with_four_devices(tmp_path):
     continued = []
     for run in (two / "checkpoints", tmp_path / "one"):
         out = _train("--devices", "2", "--epochs", "2", "--resume",
-                     str(run / "cnn_digits_epoch_1.npz"), "--metrics-out",
+                     str(run / "cnn_digits_epoch_001.npz"), "--metrics-out",
                      str(run / "continued.json"), devices=2)  # fmt: skip
         assert "2 devices" in out
         continued.append(json.loads((run / "continued.json").read_text()))
@@ -238,7 +238,7 @@ def _training(tmp_path, launched, ckpt):
     import time
 
     deadline = time.monotonic() + TIMEOUT
-    while not list(ckpt.glob("*_epoch_1.npz")):
+    while not list(ckpt.glob("*_epoch_001.npz")):
         running = all(process.poll() is None for process, _ in launched)
         assert running and time.monotonic() < deadline, _logs(launched)
         time.sleep(0.2)

@@ -101,7 +101,7 @@ def test_resume_gives_exactly_the_uninterrupted_history(bk, tmp_path):
         bk, SoftmaxRegression(bk, 6, 3), data, num_epochs=2, checkpoint_name=str(tmp_path / "run")
     )
     first.train()
-    checkpoint = tmp_path / "run_epoch_2.npz"
+    checkpoint = tmp_path / "run_epoch_002.npz"
     assert checkpoint.is_file() and first.last_checkpoint == checkpoint
     resumed = _solver(bk, SoftmaxRegression(bk, 6, 3, seed=99), data, num_epochs=3)
     resumed.load_checkpoint(checkpoint)
@@ -127,12 +127,12 @@ def test_checkpoint_is_npz_without_pickle(bk, tmp_path):
         checkpoint_name=str(tmp_path / "c"),
     )
     solver.train()
-    with np.load(tmp_path / "c_epoch_1.npz", allow_pickle=False) as archive:
+    with np.load(tmp_path / "c_epoch_001.npz", allow_pickle=False) as archive:
         names = set(archive.files)
         assert {"param/W", "param/b", "best/W", "meta", "optim/W/m", "optim/W/v"} <= names
         for name in names:  # every member loads without pickle (no object arrays)
             assert archive[name].dtype != object
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["c_epoch_0.npz", "c_epoch_1.npz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c_epoch_000.npz", "c_epoch_001.npz"]
 
 
 def test_a_failed_write_leaves_the_previous_file(tmp_path, monkeypatch):
@@ -166,9 +166,9 @@ def test_nan_loss_stops_and_keeps_the_last_checkpoint(bk, tmp_path):
     solver = _solver(bk, model, data, num_epochs=3, checkpoint_name=str(tmp_path / "run"))
     with pytest.raises(TrainingDiverged, match=r"loss is nan at iteration 8 of 15 \(epoch 2\)"):
         solver.train()
-    last = tmp_path / "run_epoch_1.npz"
+    last = tmp_path / "run_epoch_001.npz"
     assert solver.last_checkpoint == last
-    assert not (tmp_path / "run_epoch_2.npz").exists()
+    assert not (tmp_path / "run_epoch_002.npz").exists()
     resumed = _solver(bk, SoftmaxRegression(bk, 6, 3), data, num_epochs=3)
     resumed.load_checkpoint(last)  # intact and loadable
     assert resumed.iteration == 5 and resumed.epoch == 1
@@ -190,7 +190,7 @@ def test_load_checkpoint_errors(bk, tmp_path):
     )
     other.train()
     with pytest.raises(ValueError, match="parameter W has shape"):
-        solver.load_checkpoint(tmp_path / "other_epoch_1.npz")
+        solver.load_checkpoint(tmp_path / "other_epoch_001.npz")
 
 
 def test_verbose_without_a_terminal_prints_the_assignment_lines(bk, capsys):
@@ -243,9 +243,9 @@ def test_resume_refuses_another_batch_size_and_a_finished_run(bk, tmp_path):
     first.train()
     other = _solver(bk, SoftmaxRegression(bk, 6, 3), data, num_epochs=3, batch_size=8)
     with pytest.raises(ValueError, match="trained with batch_size 16, this Solver has 8"):
-        other.load_checkpoint(tmp_path / "run_epoch_2.npz")
+        other.load_checkpoint(tmp_path / "run_epoch_002.npz")
     done = _solver(bk, SoftmaxRegression(bk, 6, 3), data, num_epochs=2)
-    done.load_checkpoint(tmp_path / "run_epoch_2.npz")
+    done.load_checkpoint(tmp_path / "run_epoch_002.npz")
     with pytest.raises(ValueError, match="nothing to train: the run is at epoch 2"):
         done.train()
 
@@ -290,7 +290,7 @@ def test_a_truncated_checkpoint_is_a_clear_error(bk, tmp_path):
     solver = _solver(bk, SoftmaxRegression(bk, 6, 3), _blobs(), num_epochs=1,
                      checkpoint_name=str(tmp_path / "c"))  # fmt: skip
     solver.train()
-    whole = (tmp_path / "c_epoch_1.npz").read_bytes()
+    whole = (tmp_path / "c_epoch_001.npz").read_bytes()
     (tmp_path / "cut.npz").write_bytes(whole[: len(whole) // 2])
     with pytest.raises(ValueError, match="is not a complete xpnn solver checkpoint"):
         solver.load_checkpoint(tmp_path / "cut.npz")

@@ -215,7 +215,7 @@ def test_trainer_resumes_exactly(tmp_path):
     first = _trainer(data, epochs=1, checkpoint_name=str(tmp_path / "run"))
     first.train()
     resumed = _trainer(data, epochs=3, seed=7)  # other weights and seed: all restored
-    resumed.load_checkpoint(tmp_path / "run_epoch_1.pt")
+    resumed.load_checkpoint(tmp_path / "run_epoch_001.pt")
     resumed.train()
     assert resumed.loss_history == straight.loss_history
     assert resumed.val_acc_history == straight.val_acc_history
@@ -235,7 +235,7 @@ def test_trainer_refuses_a_foreign_or_mismatched_checkpoint(tmp_path):
         trainer.load_checkpoint(tmp_path / "missing.pt")
     wide = _trainer(data, epochs=2, model=three_layer_convnet(3, 7, 4, 5, 8))
     with pytest.raises(ValueError, match="does not fit the model"):
-        wide.load_checkpoint(tmp_path / "run_epoch_1.pt")
+        wide.load_checkpoint(tmp_path / "run_epoch_001.pt")
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,14 @@ the settings (``X_train``, ``batch_size``, ``num_epochs``, ``verbose``, ``progre
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
+
+
+def checkpoint_path(prefix: str | Path, epoch: int, suffix: str) -> Path:
+    """``{prefix}_epoch_{epoch}{suffix}``, the epoch zero-padded to 3 digits so that a
+    directory listing sorts the checkpoints in training order."""
+    return Path(f"{prefix}_epoch_{epoch:03d}{suffix}")
 
 __all__ = ["TrainingLoop"]
 
@@ -37,6 +44,7 @@ class TrainingLoop:
     epoch: int
     iteration: int
     best_val_acc: float
+    best_epoch: int | None
     loss_history: list[float]
     train_acc_history: list[float]
     val_acc_history: list[float]
@@ -84,6 +92,7 @@ class TrainingLoop:
         self.val_acc_history.append(val_acc)
         if val_acc > self.best_val_acc or not self._has_best():
             self.best_val_acc = max(val_acc, self.best_val_acc)
+            self.best_epoch = self.epoch
             self._keep_best()
         self._report_accuracies(bar, train_acc, val_acc)
         self._save_checkpoint()

@@ -46,7 +46,7 @@ import numpy as np
 from . import optim
 from ._backend import array_namespace, backend_name, device_of, to_backend, to_numpy
 from ._io import write_atomically
-from ._loop import TrainingLoop
+from ._loop import TrainingLoop, checkpoint_path
 
 __all__ = ["UPDATE_RULES", "Solver", "TrainingDiverged"]
 
@@ -86,7 +86,7 @@ class Solver(TrainingLoop):
     num_val_samples : int or None
         Validation rows sampled for the validation accuracy (None: all).
     checkpoint_name : str or None
-        Path prefix of the checkpoints: ``{checkpoint_name}_epoch_{epoch}.npz``.
+        Path prefix of the checkpoints: ``{checkpoint_name}_epoch_{epoch:03d}.npz`` (``run_epoch_007.npz``).
     print_every : int
         Iterations between printed losses (without a progress bar).
     verbose : bool
@@ -167,6 +167,7 @@ class Solver(TrainingLoop):
         self.epoch = 0
         self.iteration = 0
         self.best_val_acc = 0.0
+        self.best_epoch: int | None = None
         self.best_params: dict[str, Any] = {}
         self.best_bn_stats: dict[tuple[int, str], Any] = {}
         self.loss_history: list[float] = []
@@ -417,7 +418,7 @@ class Solver(TrainingLoop):
     def _save_checkpoint(self) -> None:
         if self.checkpoint_name is None:
             return
-        path = Path(f"{self.checkpoint_name}_epoch_{self.epoch}.npz")
+        path = checkpoint_path(self.checkpoint_name, self.epoch, ".npz")
         arrays = self._checkpoint_arrays()
         if self.parallel is None or self._is_first_process():  # written once per run
             save_npz_atomically(path, arrays)
@@ -474,6 +475,7 @@ class Solver(TrainingLoop):
             "iterations_per_epoch": self.iterations_per_epoch,
             "run_info": self.run_info,
             "best_val_acc": self.best_val_acc,
+            "best_epoch": self.best_epoch,
             "loss_history": self.loss_history,
             "train_acc_history": self.train_acc_history,
             "val_acc_history": self.val_acc_history,
@@ -565,6 +567,7 @@ class Solver(TrainingLoop):
         self.epoch = meta["epoch"]
         self.iteration = meta["iteration"]
         self.best_val_acc = meta["best_val_acc"]
+        self.best_epoch = meta.get("best_epoch")  # not in checkpoints of xpnn 0.2.0
         self.loss_history = list(meta["loss_history"])
         self.train_acc_history = list(meta["train_acc_history"])
         self.val_acc_history = list(meta["val_acc_history"])

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import shutil
 import sys
+import textwrap
 import time
 from typing import Any
 
@@ -107,25 +109,48 @@ def run(args: argparse.Namespace) -> int:
             failures.append(f"{case.name} {case.describe()}: {result.summary}")
     elapsed = time.perf_counter() - start
 
-    header = ("layer", "input", "rel error", "worst/allowed", "result")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    width = _table_width()
     print(
         f"xpnn {__version__} gradcheck: backend={args.backend} dtype={args.dtype} "
         f"(numerical reference in float64, seed {args.seed})"
     )
-    for row in [header, tuple("-" * w for w in widths), *rows]:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    for line in _table(("layer", "input", "rel error", "worst/tol", "result"), rows, width):
+        print(line)
     if failures:
         print("\nfailures (worst entry: input[index], analytic and numerical value):")
         for line in failures:
-            print(f"  {line}")
+            print(textwrap.fill(line, width, initial_indent="  ", subsequent_indent="    "))
     tol = TOLERANCES[args.dtype]
-    print(
-        f"\n{len(rows) - len(failures)} passed, {len(failures)} failed in {elapsed:.1f}s\n"
+    print(f"\n{len(rows) - len(failures)} passed, {len(failures)} failed in {elapsed:.1f}s")
+    notes = (
         f"pass: every entry |a - n| <= atol + {tol.rtol:.0e}*|n|, atol from the "
-        "finite-difference noise and the rounding of the dtype; worst/allowed is the "
-        "largest ratio (<= 1 passes); rel error is CS231n's rel_error, not the criterion "
-        "(where the true gradient is ~0, as for a bias before batch norm, it can be 1).\n"
-        f"how it is judged: {docs_page('gradient_checking', 'the-pass-criterion')}"
+        "finite-difference noise and the rounding of the dtype; worst/tol is the largest "
+        "ratio of |a - n| to that bound (<= 1 passes); rel error is CS231n's rel_error, not "
+        "the criterion (where the true gradient is ~0, as for a bias before batch norm, it "
+        "can be 1).",
+        f"how it is judged: {docs_page('gradient_checking', 'the-pass-criterion')}",
     )
+    for note in notes:
+        print(textwrap.fill(note, width, break_long_words=False, break_on_hyphens=False))
     return 1 if failures else 0
+
+
+def _table_width() -> int:
+    """The terminal's width, between 80 and 100 columns (100 without a terminal)."""
+    return max(80, min(shutil.get_terminal_size((100, 24)).columns, 100))
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[str, ...]], width: int) -> list[str]:
+    """Columns padded to their widest cell; the second (the inputs) wraps at its spaces so
+    that a line fits ``width``."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    others = sum(widths) - widths[1] + 2 * (len(header) - 1)
+    widths[1] = max(min(widths[1], width - others), 20)
+    lines = []
+    for row in [header, tuple("-" * w for w in widths), *rows]:
+        wrapped = textwrap.wrap(row[1], widths[1]) or [""]
+        for k, part in enumerate(wrapped):
+            cells = (row[0], part, *row[2:]) if k == 0 else ("", part) + ("",) * (len(row) - 2)
+            line = "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True))
+            lines.append(line.rstrip())
+    return lines

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from .._io import write_atomically
-from .._loop import TrainingLoop
+from .._loop import TrainingLoop, checkpoint_path
 from ..solver import TrainingDiverged
 from . import functional as XF
 
@@ -106,7 +106,7 @@ class Trainer(TrainingLoop):
     num_val_samples : int or None
         Validation rows sampled for the validation accuracy (None: all).
     checkpoint_name : str or None
-        Path prefix of the checkpoints, ``{checkpoint_name}_epoch_{epoch}.pt``, written
+        Path prefix of the checkpoints, ``{checkpoint_name}_epoch_{epoch:03d}.pt``, written
         at every accuracy check.
     print_every : int
         Iterations between printed losses (without a progress bar).
@@ -172,6 +172,7 @@ class Trainer(TrainingLoop):
         self.epoch = 0
         self.iteration = 0
         self.best_val_acc = 0.0
+        self.best_epoch: int | None = None
         self.best_state: dict[str, torch.Tensor] = {}
         self.loss_history: list[float] = []
         self.train_acc_history: list[float] = []
@@ -265,7 +266,7 @@ class Trainer(TrainingLoop):
     def _save_checkpoint(self) -> None:
         if self.checkpoint_name is None:
             return
-        path = Path(f"{self.checkpoint_name}_epoch_{self.epoch}.pt")
+        path = checkpoint_path(self.checkpoint_name, self.epoch, ".pt")
         state = {
             "format": _FORMAT,
             "epoch": self.epoch,
@@ -274,6 +275,7 @@ class Trainer(TrainingLoop):
             "iterations_per_epoch": self.iterations_per_epoch,
             "run_info": self.run_info,
             "best_val_acc": self.best_val_acc,
+            "best_epoch": self.best_epoch,
             "loss_history": self.loss_history,
             "train_acc_history": self.train_acc_history,
             "val_acc_history": self.val_acc_history,
@@ -337,6 +339,7 @@ class Trainer(TrainingLoop):
             torch.cuda.set_rng_state(rng["cuda"], self.device)
         self.epoch, self.iteration = state["epoch"], state["iteration"]
         self.best_val_acc = state["best_val_acc"]
+        self.best_epoch = state.get("best_epoch")
         self.loss_history = list(state["loss_history"])
         self.train_acc_history = list(state["train_acc_history"])
         self.val_acc_history = list(state["val_acc_history"])
