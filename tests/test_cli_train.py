@@ -188,7 +188,85 @@ def test_ctrl_c_is_one_line_and_status_130(capsys, monkeypatch):
 
     monkeypatch.setattr(xpnn.solver.Solver, "train", interrupted)
     assert main(["train", "--quiet"]) == 130
-    assert capsys.readouterr().err.strip() == "xpnn train: interrupted"
+    assert capsys.readouterr().err.strip() == (
+        "xpnn train: interrupted at epoch 0 of 15; no checkpoint was written "
+        "(--checkpoint-dir DIR keeps one per epoch)"
+    )
+
+
+def test_ctrl_c_names_the_last_checkpoint_and_the_command_that_resumes(tmp_path, capsys,
+                                                                       monkeypatch):  # fmt: skip
+    import shlex
+
+    import xpnn.solver
+
+    save = xpnn.solver.Solver._save_checkpoint
+
+    def save_then_interrupt_at_epoch_2(self):
+        save(self)
+        if self.epoch == 2:
+            raise KeyboardInterrupt
+
+    ck = tmp_path / "ck"
+    common = ["--model", "fcn", "--epochs", "3", "--quiet", "--checkpoint-dir", str(ck)]
+    with monkeypatch.context() as patch:
+        patch.setattr(xpnn.solver.Solver, "_save_checkpoint", save_then_interrupt_at_epoch_2)
+        assert main(["train", *common]) == 130
+    err = capsys.readouterr().err.strip()
+    last = ck / "fcn_digits_epoch_002.npz"
+    prefix = f"xpnn train: interrupted at epoch 2 of 3; the last checkpoint is {last}; "
+    assert err.startswith(prefix + "continue with: xpnn train --resume "), err
+    command = shlex.split(err.removeprefix(prefix + "continue with: "))
+    assert command == ["xpnn", "train", "--resume", str(last), "--epochs", "3",
+                       "--checkpoint-dir", str(ck)]  # fmt: skip
+    assert main([*command[1:], "--metrics-out", str(tmp_path / "m.json")]) == 0
+    assert _metrics(tmp_path / "m.json")["epochs"] == 3
+    assert sorted(p.name for p in ck.iterdir()) == [
+        f"fcn_digits_epoch_00{k}.npz" for k in range(4)
+    ]
+
+
+def test_the_summary_tells_the_final_from_the_best_validation_accuracy(tmp_path, capsys,
+                                                                        monkeypatch):  # fmt: skip
+    import xpnn.solver
+
+    scripted = iter([0.5, 0.9, 0.8])  # checks at iteration 0, epoch 1, epoch 2: best at 1
+    check, train = xpnn.solver.Solver.check_accuracy, xpnn.solver.Solver.train
+    training = []
+
+    def scripted_check(self, X, y, num_samples=None):
+        if training and X is self.X_val:
+            return next(scripted)
+        return check(self, X, y, num_samples)
+
+    def scripted_train(self):
+        training.append(True)
+        train(self)
+        training.clear()
+
+    monkeypatch.setattr(xpnn.solver.Solver, "check_accuracy", scripted_check)
+    monkeypatch.setattr(xpnn.solver.Solver, "train", scripted_train)
+    out = tmp_path / "m.json"
+    argv = ["train", "--model", "fcn", "--epochs", "2", "--quiet", "--metrics-out", str(out)]
+    assert main(argv) == 0
+    summary = capsys.readouterr().out.strip().splitlines()[-1]
+    metrics = _metrics(out)
+    assert metrics["val_acc_history"] == [0.5, 0.9, 0.8]
+    assert metrics["final_val_acc"] == 0.8 and metrics["best_val_acc"] == 0.9
+    assert metrics["best_epoch"] == 1
+    assert "final val acc 0.800, best val acc 0.900 (epoch 1, restored), test acc " in summary
+
+
+def test_a_resumed_run_counts_its_own_epochs_and_says_where_it_resumes(tmp_path, capsys):
+    ck = tmp_path / "ck"
+    common = ["train", "--model", "fcn", "--checkpoint-dir", str(ck)]
+    assert main([*common, "--epochs", "2", "--quiet"]) == 0
+    capsys.readouterr()
+    checkpoint = ck / "fcn_digits_epoch_002.npz"
+    assert main([*common, "--epochs", "5", "--resume", str(checkpoint)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == f"resuming from epoch 2 of 5 ({checkpoint})"
+    assert " (numpy): epochs 3-5 of 5 (resumed) in " in lines[-1]
 
 
 # --------------------------------------------------------------------------- --framework torch
@@ -202,10 +280,10 @@ def test_framework_torch_trains_the_notebook_convnet(tmp_path, capsys):
     assert main(argv) == 0
     metrics = _metrics(out)
     assert metrics["framework"] == "torch" and metrics["backend"] == "torch"
-    assert metrics["model"] == "three_layer_convnet" and metrics["epochs"] == 1
+    assert metrics["model"] == "ThreeLayerConvNet" and metrics["epochs"] == 1
     assert len(metrics["val_acc_history"]) == 2 and metrics["val_acc"] > 0.5
     summary = capsys.readouterr().out.strip().splitlines()[-1]
-    assert summary.startswith("three_layer_convnet on digits (torch framework, cpu): 1 epoch in")
+    assert summary.startswith("ThreeLayerConvNet on digits (torch framework, cpu): 1 epoch in")
 
 
 def test_framework_torch_resumes_exactly(tmp_path):
@@ -230,7 +308,10 @@ def test_framework_torch_resumes_exactly(tmp_path):
     [
         (["--backend", "jax"], "--framework torch trains on torch tensors"),
         (["--model", "fcn"], "--model fcn is available with --framework xpnn"),
-        (["--device", "tpu:x"], "--device 'tpu:x' is not a torch device"),
+        (
+            ["--device", "tpu:x"],
+            "--device tpu:x: torch has no such device here (not a torch device name); it has cpu",
+        ),
         (["--resume", "{tmp}/run.npz"], "--framework torch differs from the checkpoint's xpnn"),
         (["--resume", "{tmp}/run.pt"], "no checkpoint at"),
     ],
@@ -287,22 +368,22 @@ def test_devices_must_split_the_batch(capsys):
 
 def test_a_jax_device_is_named_like_the_others(capsys):
     jax = pytest.importorskip("jax")
-    from xpnn.cli.train import UsageError, _jax_device
+    from xpnn.cli.devices import DeviceError, resolve
 
     cpus = jax.devices("cpu")
-    assert _jax_device("cpu") == _jax_device("cpu:0") == cpus[0]
+    assert resolve("jax", "cpu") == resolve("jax", "cpu:0") == cpus[0]
     if len(cpus) > 1:
-        assert _jax_device("cpu:1") == _jax_device("cpu:01") == cpus[1]
-    assert _jax_device("0") == jax.devices()[0]
+        assert resolve("jax", "cpu:1") == resolve("jax", "cpu:01") == cpus[1]
+    assert resolve("jax", "0") == jax.devices()[0]
     for bad in ("cpu:", "cpu:-1", f"cpu:{len(cpus)}", "x:y", "cpu:1:2", "²"):
-        with pytest.raises(UsageError, match=f"--device {bad}: JAX has no such device"):
-            _jax_device(bad)
+        with pytest.raises(DeviceError, match=f"--device {bad}: jax has no such device here"):
+            resolve("jax", bad)
     missing = f"cpu:{len(cpus)}"
     assert main(["train", "--backend", "jax", "--device", missing, "--epochs", "1",
                  "--quiet"]) == 2  # fmt: skip
     err = capsys.readouterr().err.strip()
-    assert err.startswith(f"xpnn train: --device {missing}: JAX has no such device; it has ")
-    assert "cpu:0" in err and err.endswith("(or give an index)")
+    assert err.startswith(f"xpnn train: --device {missing}: jax has no such device here; it has ")
+    assert "cpu:0" in err and err.endswith("or an index into jax.devices()")
 
 
 def test_a_checkpoint_resumes_only_on_device_counts_that_split_its_batch(tmp_path, capsys):
@@ -322,3 +403,142 @@ def test_a_checkpoint_resumes_only_on_device_counts_that_split_its_batch(tmp_pat
     )
     assert main([*resume, "--devices", "2"]) == 0
     assert "(jax, 2 devices): 2 epochs" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- --device
+
+
+def _device_cases():
+    """(backend, --device, what the one line must say) for mistakes every machine shows."""
+    cases = [
+        ("numpy", "cuda:0", "--device cuda:0: numpy has no such device here (NumPy runs on "
+         "the CPU only; for a GPU use --backend torch, jax or cupy); it has cpu"),
+        ("torch", "banana", "--device banana: torch has no such device here (not a torch "
+         "device name); it has cpu"),
+        ("array_api_strict", "device9", "--device device9: array_api_strict has no such "
+         "device here; it has CPU_DEVICE, device1, device2"),
+    ]  # fmt: skip
+    try:
+        import torch
+
+        count = torch.cuda.device_count()
+    except ImportError:
+        count = 0
+    no_gpu = "torch.cuda.is_available() is False" if count == 0 else None
+    cases.append(("torch", f"cuda:{count}", no_gpu or "it has cpu, cuda:0"))
+    return cases
+
+
+@pytest.mark.parametrize(("backend", "device", "message"), _device_cases())
+def test_every_device_mistake_is_one_line_naming_the_devices(capsys, backend, device, message):
+    if backend != "numpy":
+        pytest.importorskip(backend)
+    assert main(["train", "--backend", backend, "--device", device, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith("xpnn train: ") and message in err
+
+
+def test_a_device_that_exists_trains(tmp_path):
+    pytest.importorskip("torch")
+    out = tmp_path / "m.json"
+    argv = ["train", "--model", "fcn", "--backend", "torch", "--device", "cpu", "--epochs", "1",
+            "--quiet", "--metrics-out", str(out)]  # fmt: skip
+    assert main(argv) == 0 and _metrics(out)["backend"] == "torch"
+
+
+# --------------------------------------------------------------------------- outputs, help
+
+
+def test_a_plot_suffix_must_name_a_format_before_training(tmp_path, capsys, monkeypatch):
+    import xpnn.solver
+
+    monkeypatch.setattr(xpnn.solver.Solver, "train", lambda self: pytest.fail("it trained"))
+    assert main(["train", "--quiet", "--plot", str(tmp_path / "p.txt")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"xpnn train: --plot {tmp_path / 'p.txt'}: the suffix picks the format; give a file "
+        "name ending in .png, .svg, .pdf"
+    )
+
+
+@pytest.mark.parametrize(("suffix", "magic"), [(".svg", b"<?xml"), (".pdf", b"%PDF")])
+def test_plot_writes_the_format_of_its_suffix(tmp_path, suffix, magic):
+    pytest.importorskip("matplotlib")
+    plot = tmp_path / f"curves{suffix}"
+    assert main(["train", "--model", "fcn", "--epochs", "1", "--quiet", "--plot", str(plot)]) == 0
+    assert plot.read_bytes().startswith(magic)
+
+
+def test_an_unwritable_metrics_file_is_refused_before_training(capsys, monkeypatch):
+    import xpnn.solver
+
+    monkeypatch.setattr(xpnn.solver.Solver, "train", lambda self: pytest.fail("it trained"))
+    # /proc refuses new files even to root, for whom os.access says every place is writable
+    assert main(["train", "--quiet", "--metrics-out", "/proc/xpnn-metrics.json"]) == 2
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .startswith("xpnn train: --metrics-out: cannot write in /proc: ")
+    )
+
+
+def test_train_help_shows_the_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--backend {numpy,jax,torch,cupy,array_api_strict}" in text
+    assert "(default: numpy)" in text
+    for default in ("default: cnn", "default: digits", "default: adam", "default: all;"):
+        assert default in text
+
+
+# --------------------------------------------------------------------------- data, threads
+
+
+def test_num_train_takes_the_first_training_images(tmp_path, capsys):
+    out = tmp_path / "m.json"
+    argv = ["train", "--model", "fcn", "--epochs", "2", "--num-train", "100", "--quiet",
+            "--metrics-out", str(out), "--checkpoint-dir", str(tmp_path / "ck")]  # fmt: skip
+    assert main(argv) == 0
+    metrics = _metrics(out)
+    assert metrics["num_train"] == 100
+    assert len(metrics["loss_history"]) == 2 * (100 // 50)  # 2 epochs of 2 batches of 50
+    # a resumed run keeps the checkpoint's training set, and refuses another one
+    checkpoint = str(tmp_path / "ck" / "fcn_digits_epoch_001.npz")
+    assert main(["train", "--resume", checkpoint, "--epochs", "2", "--num-train", "50",
+                 "--quiet"]) == 2  # fmt: skip
+    assert "--num-train 50 differs from the checkpoint's 100" in capsys.readouterr().err
+    assert main(["train", "--num-train", "5000", "--quiet"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "xpnn train: --num-train must be in 1 .. 1397 (the digits training images); got 5000"
+    )
+
+
+@pytest.mark.parametrize("threads", ["0", "two", "-1"])
+def test_threads_must_be_a_count_or_all(capsys, threads):
+    assert main(["train", "--quiet", "--threads", threads]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"xpnn train: --threads must be a positive integer or 'all'; got {threads!r}"
+    )
+
+
+def test_threads_limit_the_blas_during_training_only(tmp_path, monkeypatch):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import xpnn.solver
+
+    seen = []
+    train = xpnn.solver.Solver.train
+
+    def spy(self):
+        seen.append(max(p["num_threads"] for p in threadpoolctl.threadpool_info()))
+        return train(self)
+
+    before = threadpoolctl.threadpool_info()
+    monkeypatch.setattr(xpnn.solver.Solver, "train", spy)
+    out = tmp_path / "m.json"
+    for flag in ([], ["--threads", "all"]):
+        argv = ["train", "--model", "fcn", "--epochs", "1", "--quiet", "--metrics-out", str(out)]
+        assert main([*argv, *flag]) == 0
+    assert seen[0] == 1 and _metrics(out)["threads"] is None
+    assert seen[1] == max(p["num_threads"] for p in before)
+    assert threadpoolctl.threadpool_info() == before

@@ -42,10 +42,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.run(args)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
         if os.environ.get("XPNN_DEBUG"):
             raise
-        print(f"\nxpnn {args.command}: interrupted", file=sys.stderr)
+        where = f" {err}" if str(err) else ""  # xpnn train: the checkpoint to resume from
+        print(f"\nxpnn {args.command}: interrupted{where}", file=sys.stderr)
         return 130
 
 

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ._help import DefaultsHelpFormatter
+
 BENCH_BACKENDS = ("numpy", "torch", "jax", "cupy")
 
 
@@ -15,6 +17,7 @@ def add_parser(commands: Any) -> None:
     """Add the ``bench`` subcommand to the ``xpnn`` parser."""
     parser = commands.add_parser(
         "bench",
+        formatter_class=DefaultsHelpFormatter,
         help="time the layers and training steps against PyTorch or jax.lax",
         description=(
             "Time conv, max pool, batch norm and whole training steps (forward and backward) "

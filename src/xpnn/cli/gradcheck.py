@@ -17,12 +17,14 @@ from typing import Any
 from .. import __version__
 from .._backend import BACKENDS, get_namespace
 from .._install import docs_page
+from ._help import DefaultsHelpFormatter
 
 
 def add_parser(commands: Any) -> None:
     """Add the ``gradcheck`` subcommand to the ``xpnn`` parser."""
     grad = commands.add_parser(
         "gradcheck",
+        formatter_class=DefaultsHelpFormatter,
         help="check every layer's backward pass against numerical gradients",
         description=(
             "Compare each layer's hand-written backward pass with central-difference "

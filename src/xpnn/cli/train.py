@@ -9,11 +9,15 @@ instead (:mod:`xpnn.cli.train_torch`, imported only then).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
+import shlex
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +26,13 @@ import numpy as np
 from .._backend import BACKENDS
 from .._io import write_atomically
 from ..solver import UPDATE_RULES
+from ._help import DefaultsHelpFormatter
 
 #: Values of ``--framework``: xpnn's own Solver, or torch.nn modules and torch.optim.
 FRAMEWORKS = ("xpnn", "torch")
+
+#: ``--plot``'s formats, by the file's suffix.
+PLOT_FORMATS = (".png", ".svg", ".pdf")
 
 #: Hyperparameters of the default runs, per (model, dataset).
 DEFAULTS = {
@@ -35,10 +43,23 @@ DEFAULTS = {
 }
 
 
+def _defaults_of(key: str) -> str:
+    """``default: cnn/fcn 15 on digits; cnn 5, fcn 10 on cifar10`` for the help."""
+    parts = []
+    for dataset in ("digits", "cifar10"):
+        values = {model: DEFAULTS[(model, dataset)][key] for model in ("cnn", "fcn")}
+        if len(set(values.values())) == 1:
+            parts.append(f"{values['cnn']:g} on {dataset}")
+        else:
+            parts.append(", ".join(f"{m} {v:g}" for m, v in values.items()) + f" on {dataset}")
+    return "default: " + "; ".join(parts)
+
+
 def add_parser(commands: Any) -> None:
     """Add the ``train`` subcommand to the ``xpnn`` parser."""
     parser = commands.add_parser(
         "train",
+        formatter_class=DefaultsHelpFormatter,
         help="train a model (default: ThreeLayerConvNet on the offline digits)",
         description=(
             "Train ThreeLayerConvNet (cnn) or FullyConnectedNet with batch norm (fcn) on "
@@ -59,7 +80,9 @@ def add_parser(commands: Any) -> None:
         help="xpnn: xpnn's Solver and optim on --backend (the default); torch: the PyTorch "
         "notebook's three-layer convnet from xpnn.torch.nn, trained with torch.optim",
     )
-    parser.add_argument("--backend", choices=BACKENDS, default="numpy")
+    parser.add_argument(
+        "--backend", choices=BACKENDS, default="numpy", help="the array library xpnn computes with"
+    )
     parser.add_argument(
         "--device",
         default=None,
@@ -88,13 +111,17 @@ def add_parser(commands: Any) -> None:
         help="with --coordinator: how long to wait for the other processes (default 300)",
     )
     parser.add_argument(
-        "--epochs", type=int, help="total epochs (a resumed run continues up to it)"
+        "--epochs",
+        type=int,
+        help=f"total epochs (a resumed run continues up to it); {_defaults_of('epochs')}",
     )
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--lr", type=float, help="learning rate")
+    parser.add_argument("--batch-size", type=int, help=_defaults_of("batch_size"))
+    parser.add_argument("--lr", type=float, help=f"learning rate; {_defaults_of('lr')}")
     parser.add_argument("--update-rule", choices=UPDATE_RULES, help="default: adam")
     parser.add_argument(
-        "--seed", type=int, help="seed of the weights, the data split and the minibatches"
+        "--seed",
+        type=int,
+        help="seed of the weights, the data split and the minibatches (default: 0)",
     )
     parser.add_argument(
         "--checkpoint-dir", type=Path, help="write a checkpoint after every epoch here"
@@ -110,7 +137,25 @@ def add_parser(commands: Any) -> None:
         "--metrics-out", type=Path, metavar="FILE", help="write the run's metrics as JSON"
     )
     parser.add_argument(
-        "--plot", type=Path, metavar="FILE", help="save loss and accuracy curves as a PNG"
+        "--plot",
+        type=Path,
+        metavar="FILE",
+        help="save loss and accuracy curves; the suffix picks the format "
+        f"({', '.join(PLOT_FORMATS)})",
+    )
+    parser.add_argument(
+        "--num-train",
+        type=int,
+        metavar="N",
+        help="train on the first N training images only (default: all; digits 1397, "
+        "CIFAR-10 49000)",
+    )
+    parser.add_argument(
+        "--threads",
+        metavar="N|all",
+        help="CPU threads of the BLAS and of torch (default: 1 on digits, whose small "
+        "matrices gain nothing from more and lose up to 10x on a busy machine; all on "
+        "CIFAR-10). JAX keeps its own thread pool",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     parser.set_defaults(run=run)
@@ -185,8 +230,10 @@ def _train(args: argparse.Namespace) -> int:
     if args.plot is not None:
         _require_matplotlib()
     _check_outputs(args)
+    device = None
     if settings["framework"] == "xpnn":
         _require_backend(args.backend)
+        device = _device(args.backend, args.device)
     process, processes = _join(args) if distributed else (0, 1)
     if distributed:
         # Both before any collective (the agreement itself is one): a process that
@@ -200,6 +247,7 @@ def _train(args: argparse.Namespace) -> int:
         data = datasets.load_digits(seed=settings["seed"])
     else:
         data = datasets.get_CIFAR10_data(root=_cifar_root(args.data_dir))
+    data = _first_training_images(data, settings["num_train"], settings["dataset"])
     # The models are float32: give them float32 images (as the assignment's
     # FullyConnectedNet does), rather than promote every layer to float64.
     data = {k: v.astype(np.float32) if k.startswith("X_") else v for k, v in data.items()}
@@ -209,7 +257,7 @@ def _train(args: argparse.Namespace) -> int:
     checkpoint_name = None
     if args.checkpoint_dir is not None:
         checkpoint_name = str(args.checkpoint_dir / f"{settings['model']}_{settings['dataset']}")
-    run_info = {k: settings[k] for k in _RUN_KEYS}
+    run_info = {k: settings[k] for k in (*_RUN_KEYS, "num_train")}
     if settings["framework"] == "torch":
         solver, model_name = train_torch.make_trainer(
             settings, data, torch_device, checkpoint_name=checkpoint_name, quiet=args.quiet,
@@ -217,24 +265,35 @@ def _train(args: argparse.Namespace) -> int:
         )  # fmt: skip
         backend, where = "torch", f"torch framework, {torch_device}"
     else:
-        solver, model_name = _solver(args, settings, data, checkpoint_name, run_info, devices)
+        solver, model_name = _solver(args, settings, data, checkpoint_name, run_info, device,
+                                     devices)  # fmt: skip
         backend = where = args.backend
         if devices is not None:
             where += f", {_count(devices, 'device')}" + (
                 f" in {processes} processes" if processes > 1 else ""
             )
+    first_epoch = 0
     if args.resume is not None:
         solver.load_checkpoint(args.resume)
-        if solver.epoch >= epochs:
+        first_epoch = solver.epoch
+        if first_epoch >= epochs:
             raise UsageError(
-                f"the checkpoint is already at epoch {solver.epoch}; --epochs is the total, "
-                f"so give more than {solver.epoch} to continue"
+                f"the checkpoint is already at epoch {first_epoch}; --epochs is the total, "
+                f"so give more than {first_epoch} to continue"
             )
+        if process == 0 and not args.quiet:
+            print(f"resuming from epoch {first_epoch} of {epochs} ({args.resume})", flush=True)
+    _interrupt_hint[:] = [lambda: _where_to_resume(args, settings, solver)]
     start = time.perf_counter()
-    solver.train()
-    seconds = time.perf_counter() - start
-    val_acc = solver.check_accuracy(data["X_val"], data["y_val"])
-    test_acc = solver.check_accuracy(data["X_test"], data["y_test"])
+    with _thread_limit(settings["threads"], backend=args.backend, framework=settings["framework"]):
+        try:
+            solver.train()
+        except KeyboardInterrupt:
+            raise Interrupted(_where_to_resume(args, settings, solver)) from None
+        seconds = time.perf_counter() - start
+        final_val_acc = solver.val_acc_history[-1]
+        val_acc = solver.check_accuracy(data["X_val"], data["y_val"])
+        test_acc = solver.check_accuracy(data["X_test"], data["y_test"])
     metrics = {
         "model": model_name,
         "dataset": settings["dataset"],
@@ -248,22 +307,114 @@ def _train(args: argparse.Namespace) -> int:
         "loss_history": solver.loss_history,
         "train_acc_history": solver.train_acc_history,
         "val_acc_history": solver.val_acc_history,
+        "first_epoch": first_epoch,
+        "num_train": settings["num_train"],
+        "threads": settings["threads"],
+        "final_val_acc": final_val_acc,
         "best_val_acc": solver.best_val_acc,
+        "best_epoch": solver.best_epoch,
         "val_acc": val_acc,
         "test_acc": test_acc,
     }
     if process == 0:
-        print(
-            f"{model_name} on {settings['dataset']} ({where}): {_count(solver.epoch, 'epoch')} in "
-            f"{seconds:.1f} s, best val acc {solver.best_val_acc:.3f}, val acc {val_acc:.3f}, "
-            f"test acc {test_acc:.3f}"
-        )
+        print(_summary(model_name, settings["dataset"], where, first_epoch, metrics))
     if args.metrics_out is not None:
         text = json.dumps(metrics, indent=1) + "\n"
         write_atomically(args.metrics_out, lambda file: file.write(text), binary=False)
     if args.plot is not None:
         _plot(solver, args.plot)
     return 0
+
+
+def _summary(model: str, dataset: str, where: str, first_epoch: int, m: dict[str, Any]) -> str:
+    """The run's last line: this run's epochs and seconds, the final and the best
+    validation accuracy (the best parameters are the ones restored and tested)."""
+    last = m["epochs"]
+    span = _count(last, "epoch")
+    if first_epoch:  # this run's epochs and seconds
+        done = f"{first_epoch + 1}-{last}" if last > first_epoch + 1 else f"{last}"
+        span = f"epoch{'s' if last > first_epoch + 1 else ''} {done} of {last} (resumed)"
+    best = "" if m["best_epoch"] is None else f"epoch {m['best_epoch']}, "
+    return (
+        f"{model} on {dataset} ({where}): {span} in {m['seconds']:.1f} s; final val acc "
+        f"{m['final_val_acc']:.3f}, best val acc {m['best_val_acc']:.3f} ({best}restored), "
+        f"test acc {m['test_acc']:.3f}"
+    )
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during training; the message says where to resume from."""
+
+
+#: A function giving where to resume from, for the signal thread of a multi-process run.
+_interrupt_hint: list[Any] = []
+
+
+def _where_to_resume(args: argparse.Namespace, settings: dict[str, Any], solver: Any) -> str:
+    """``at epoch k of N; continue with: xpnn train --resume ...`` (or how to make that
+    possible next time)."""
+    at = f"at epoch {solver.epoch} of {settings['epochs']}"
+    checkpoint = solver.last_checkpoint
+    if checkpoint is None:
+        return f"{at}; no checkpoint was written (--checkpoint-dir DIR keeps one per epoch)"
+    command = ["xpnn", "train", "--resume", str(checkpoint)]
+    if args.epochs is not None:
+        command += ["--epochs", str(args.epochs)]
+    if settings["framework"] == "xpnn" and args.backend != "numpy":
+        command += ["--backend", args.backend]
+    for flag, value in (("--device", args.device), ("--devices", args.devices),
+                        ("--threads", args.threads), ("--data-dir", args.data_dir),
+                        ("--checkpoint-dir", args.checkpoint_dir)):  # fmt: skip
+        if value is not None:
+            command += [flag, str(value)]
+    return f"{at}; the last checkpoint is {checkpoint}; continue with: {shlex.join(command)}"
+
+
+def _first_training_images(data: dict[str, Any], count: int | None, dataset: str) -> dict:
+    """``--num-train``: the first ``count`` training images (as the assignment's
+    overfitting checks slice ``data['X_train'][:num_train]``)."""
+    if count is None:
+        return data
+    available = len(data["X_train"])
+    if not 1 <= count <= available:
+        raise UsageError(
+            f"--num-train must be in 1 .. {available} (the {dataset} training images); got {count}"
+        )
+    return dict(data, X_train=data["X_train"][:count], y_train=data["y_train"][:count])
+
+
+def _threads(spec: str | None, dataset: str) -> int | None:
+    """``--threads``: a positive count, or None for the libraries' own default (all)."""
+    if spec is None:
+        return 1 if dataset == "digits" else None
+    if spec == "all":
+        return None
+    if not (spec.isascii() and spec.isdecimal()) or int(spec) < 1:
+        raise UsageError(f"--threads must be a positive integer or 'all'; got {spec!r}")
+    return int(spec)
+
+
+@contextlib.contextmanager
+def _thread_limit(threads: int | None, *, backend: str, framework: str) -> Iterator[None]:
+    """At most ``threads`` threads in the BLAS and OpenMP pools (threadpoolctl) and in
+    torch's, for the duration of the block; None leaves them as they are."""
+    if threads is None:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    torch = None
+    if backend == "torch" or framework == "torch":
+        import torch
+
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+    try:
+        with threadpool_limits(limits=threads):
+            yield
+    finally:
+        if torch is not None:
+            torch.set_num_threads(before)
 
 
 def _require_backend(backend: str) -> None:
@@ -304,12 +455,12 @@ def _solver(
     data: dict[str, Any],
     checkpoint_name: str | None,
     run_info: dict[str, Any],
+    device: Any = None,
     devices: int | None = None,
 ) -> tuple[Any, str]:
     """The Solver of an ``--framework xpnn`` run, and its model's name."""
     from ..solver import Solver
 
-    device = _jax_device(args.device) if args.backend == "jax" else args.device
     model = _model(settings["model"], data["X_train"].shape[1:], args.backend, device,
                    settings["seed"])  # fmt: skip
     solver = Solver(
@@ -448,8 +599,12 @@ def _stop_on_signals(process: int) -> None:
     def stop() -> None:
         number = os.read(read_end, 1)[0]
         name = "interrupted" if number == signal.SIGINT else "terminated"
+        try:
+            where = f" {_interrupt_hint[0]()}" if _interrupt_hint and process == 0 else ""
+        except Exception:  # a hint is not worth a hang: the main thread is anywhere
+            where = ""
         try:  # no print: the main thread may hold the lock of sys.stderr
-            os.write(2, f"\nxpnn train: {name} (process {process})\n".encode())
+            os.write(2, f"\nxpnn train: {name} (process {process}){where}\n".encode())
         finally:
             os._exit(128 + number)
 
@@ -478,7 +633,7 @@ def _agree(settings: dict[str, Any], args: argparse.Namespace) -> None:
 
     from jax.experimental import multihost_utils
 
-    run = {k: settings[k] for k in (*_RUN_KEYS, "epochs")}
+    run = {k: settings[k] for k in (*_RUN_KEYS, "num_train", "epochs")}
     run.update(devices=args.devices, resume=None if args.resume is None else args.resume.name)
     digest = zlib.crc32(json.dumps(run, sort_keys=True).encode())
     digests = np.asarray(multihost_utils.process_allgather(np.uint32(digest))).reshape(-1)
@@ -490,26 +645,14 @@ def _agree(settings: dict[str, Any], args: argparse.Namespace) -> None:
         )
 
 
-def _jax_device(spec: str | None) -> Any:
-    """``--device`` on JAX: ``cpu``, ``gpu:1``, ``cuda:0`` or an index into jax.devices()."""
-    if spec is None:
-        return None
-    import jax
+def _device(backend: str, spec: str | None) -> Any:
+    """``--device`` on ``backend``, checked: one line naming the devices there are."""
+    from . import devices
 
-    platform, _, index = spec.rpartition(":") if ":" in spec else (spec, "", "0")
-    if spec.isdecimal():
-        platform, index = "", spec
     try:
-        devices = jax.devices(platform or None)
-    except RuntimeError:
-        devices = []
-    if not index.isascii() or not index.isdecimal() or int(index) >= len(devices):
-        listed = {d: None for d in [*jax.devices(), *jax.devices("cpu")]}  # in order, once
-        known = ", ".join(f"{d.platform}:{jax.devices(d.platform).index(d)}" for d in listed)
-        raise UsageError(
-            f"--device {spec}: JAX has no such device; it has {known} (or give an index)"
-        )
-    return devices[int(index)]
+        return devices.resolve(backend, spec)
+    except devices.DeviceError as err:
+        raise UsageError(str(err)) from None
 
 
 def _count(n: int, noun: str) -> str:
@@ -644,7 +787,16 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
                     f"{flag} {given[key]} differs from the checkpoint's {recorded[key]}; "
                     f"leave {flag} out to continue that run"
                 )
+        if args.num_train is not None and args.num_train != recorded.get("num_train"):
+            had = recorded.get("num_train") or "all"
+            raise UsageError(
+                f"--num-train {args.num_train} differs from the checkpoint's {had}; leave "
+                "--num-train out to continue that run"
+            )
         given = {k: recorded[k] for k in _RUN_KEYS}
+        given["num_train"] = recorded.get("num_train")  # absent: all (xpnn 0.2.0)
+    else:
+        given["num_train"] = args.num_train
     given["model"] = given["model"] or "cnn"
     given["dataset"] = given["dataset"] or "digits"
     defaults = DEFAULTS[(given["model"], given["dataset"])]
@@ -655,11 +807,17 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
             given[key] = defaults[key]
     given["epochs"] = args.epochs if args.epochs is not None else defaults["epochs"]
     given["framework"] = framework
+    given["threads"] = _threads(args.threads, given["dataset"])
     return given
 
 
 def _check_outputs(args: argparse.Namespace) -> None:
     """Fail before training, not after it, when an output cannot be written."""
+    if args.plot is not None and args.plot.suffix.lower() not in PLOT_FORMATS:
+        raise UsageError(
+            f"--plot {args.plot}: the suffix picks the format; give a file name ending in "
+            f"{', '.join(PLOT_FORMATS)}"
+        )
     for flag, path in (("--metrics-out", args.metrics_out), ("--plot", args.plot)):
         if path is None:
             continue
@@ -689,8 +847,11 @@ def _require_writable_dir(flag: str, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise UsageError(f"{flag}: cannot create {directory}: {err.strerror}") from None
-    if not os.access(directory, os.W_OK):
-        raise UsageError(f"{flag}: {directory} is not writable")
+    try:  # what the atomic write will do: a temporary file there (os.access trusts root)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as err:
+        raise UsageError(f"{flag}: cannot write in {directory}: {err.strerror}") from None
 
 
 def _cifar_root(data_dir: str | None) -> Path | None:
@@ -756,5 +917,6 @@ def _plot(solver: Any, path: Path) -> None:
     bottom.set(title="Accuracy", xlabel="Accuracy check (first iteration, then each epoch)")
     bottom.legend(loc="lower right")
     figure.tight_layout()
-    write_atomically(path, lambda file: figure.savefig(file, format="png"))
+    kind = path.suffix.lower().lstrip(".")
+    write_atomically(path, lambda file: figure.savefig(file, format=kind))
     plt.close(figure)

@@ -49,17 +49,9 @@ def check_args(args: argparse.Namespace, settings: dict[str, Any]) -> Any:
             f"--model {settings['model']} is available with --framework xpnn"
         )
     require_torch()
-    import torch
+    from .devices import resolve
 
-    try:
-        device = torch.device(args.device or "cpu")
-    except (RuntimeError, TypeError) as err:
-        raise ValueError(f"--device {args.device!r} is not a torch device: {err}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            f"--device {args.device}: torch sees no CUDA device here "
-            "(torch.cuda.is_available() is False); use --device cpu"
-        )
+    device = resolve("torch", args.device or "cpu")  # a DeviceError is a ValueError
     if device.type not in ("cpu", "cuda"):
         raise ValueError(f"--device must be cpu or cuda[:N] with --framework torch; got {device}")
     return device
@@ -117,4 +109,4 @@ def make_trainer(
         seed=settings["seed"],
         run_info=run_info,
     )
-    return trainer, "three_layer_convnet"
+    return trainer, "ThreeLayerConvNet"
