@@ -5,10 +5,14 @@ A block that needs a backend or a GPU says so in an HTML comment on the line bef
 it is skipped, with that reason, where the requirement is missing. Blocks of one file run
 in one namespace, so a later block may use what an earlier one defined; a test for block
 ``k`` runs blocks ``0..k-1`` of its file first (the ones that can run here).
+
+JAX blocks run as a reader would run them: under JAX's default float32, unless a block of
+the page enables x64 itself (the suite's JAX session enables it for everything else).
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 from pathlib import Path
 
@@ -58,18 +62,31 @@ def test_code_block_runs(path, index, monkeypatch, tmp_path):
     reason = _missing(blocks[index][0])
     if reason:
         pytest.skip(reason)
-    if any("jax" in req and _missing(req) is None for req, _ in blocks[: index + 1]):
-        import jax
-
-        jax.config.update("jax_enable_x64", True)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(registry, "_REGISTERED", list(registry._REGISTERED))  # blocks register
-    namespace: dict = {"__name__": f"docs_{path.stem}"}
-    with xpnn.use_backend("numpy"):
-        for requires, code in blocks[:index]:
-            if _missing(requires) is None:
-                exec(compile(code, str(path), "exec"), namespace)
-        exec(compile(blocks[index][1], f"{path}:block{index}", "exec"), namespace)
+    with _jax_default_dtype(any("jax" in req for req, _ in blocks[: index + 1])):
+        namespace: dict = {"__name__": f"docs_{path.stem}"}
+        with xpnn.use_backend("numpy"):
+            for requires, code in blocks[:index]:
+                if _missing(requires) is None:
+                    exec(compile(code, str(path), "exec"), namespace)
+            exec(compile(blocks[index][1], f"{path}:block{index}", "exec"), namespace)
+
+
+@contextlib.contextmanager
+def _jax_default_dtype(uses_jax: bool):
+    """x64 off while the page's blocks run (they may turn it on), as it was afterwards."""
+    if not uses_jax or _missing({"jax"}) is not None:
+        yield
+        return
+    import jax
+
+    before = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", False)
+    try:
+        yield
+    finally:
+        jax.config.update("jax_enable_x64", before)
 
 
 def test_blocks_are_found():

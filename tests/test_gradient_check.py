@@ -4,6 +4,7 @@ proof that it catches wrong backward passes."""
 from __future__ import annotations
 
 import math
+import warnings
 
 import array_api_compat
 import numpy as np
@@ -68,6 +69,42 @@ def test_assignment_idiom_reads_x_through_a_closure(bk):
     grad = eval_numerical_gradient(lambda _: bk.xp.sum(w * w), w, verbose=False)
     np.testing.assert_allclose(xpnn.to_numpy(grad), 2 * w0, rtol=1e-8)
     np.testing.assert_array_equal(xpnn.to_numpy(w), w0)
+
+
+def _checkers(bk, f):
+    """The three checkers, each on the same f and x (a (2,) parameter)."""
+    x, df = bk.asarray([0.3, -0.7]), bk.asarray([1.0])
+    return {
+        "eval_numerical_gradient": lambda: eval_numerical_gradient(f, x, verbose=False),
+        "eval_numerical_gradient_array": lambda: eval_numerical_gradient_array(
+            lambda v: bk.xp.reshape(f(v), (1,)), x, df
+        ),
+        "grad_check_sparse": lambda: grad_check_sparse(f, x, bk.asarray([0.0, 0.0]), 3, seed=0),
+    }
+
+
+@pytest.mark.parametrize(
+    "checker", ["eval_numerical_gradient", "eval_numerical_gradient_array", "grad_check_sparse"]
+)
+def test_an_f_that_ignores_an_immutable_x_gets_one_clear_warning(bk, checker, capsys):
+    from xpnn.gradient_check import PerturbationIgnoredWarning
+
+    w = bk.asarray([0.3, -0.7])
+    ignores_x = _checkers(bk, lambda _: bk.xp.sum(w * w))[checker]  # the assignment's idiom
+    uses_x = _checkers(bk, lambda v: bk.xp.sum(v * v))[checker]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        uses_x()
+        ignores_x()
+    capsys.readouterr()
+    if array_api_compat.is_writeable_array(w):  # perturbed in place: f sees it, no warning
+        assert caught == []
+        return
+    assert [w.category for w in caught] == [PerturbationIgnoredWarning]
+    message = str(caught[0].message)
+    assert message.startswith(f"{checker}: f returned the same value for every perturbation")
+    assert "f = lambda _: model.loss(X, y)[0]" in message and "docs/porting.md" in message
+    assert caught[0].filename == __file__  # it points at the caller's line
 
 
 def test_verbose_prints_each_coordinate(bk, capsys):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import importlib
+import math
 from collections.abc import Mapping
 from types import ModuleType
 from typing import Any
@@ -29,6 +30,7 @@ __all__ = [
     "get_namespace",
     "is_traced",
     "no_autograd",
+    "stack_scalars",
     "to_backend",
     "to_numpy",
     "use_backend",
@@ -239,6 +241,25 @@ def array_namespace(*arrays: Any, **named_arrays: Any) -> ModuleType:
                 f"{name} is on {dev}"
             )
     return array_api_compat.array_namespace(*(a for _, a in items))
+
+
+def stack_scalars(xp: ModuleType, values: list[Any], shape: tuple[int, ...]) -> Any:
+    """The 0-d arrays ``values`` (in C order) as one array of ``shape``.
+
+    Stacked along the last axis first, then each axis before it, so that no single stack
+    joins more arrays than the longest axis: on JAX, one stack of thousands of 0-d arrays
+    costs superlinearly (4,000 values: 4 s, 12,800: 27 s), while this is linear in the
+    number of values. ``values`` must not be empty.
+    """
+    if len(values) != math.prod(shape) or not values:
+        raise ValueError(f"{len(values)} values cannot fill the non-empty shape {shape}")
+    level = list(values)
+    for size in reversed(shape):
+        level = [xp.stack(level[k : k + size]) for k in range(0, len(level), size)]
+    if not shape:
+        return level[0]
+    (stacked,) = level
+    return stacked
 
 
 def to_numpy(array: Any) -> np.ndarray:

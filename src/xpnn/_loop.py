@@ -22,6 +22,7 @@ def checkpoint_path(prefix: str | Path, epoch: int, suffix: str) -> Path:
     directory listing sorts the checkpoints in training order."""
     return Path(f"{prefix}_epoch_{epoch:03d}{suffix}")
 
+
 __all__ = ["TrainingLoop"]
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -37,7 +38,7 @@ import array_api_compat
 import array_api_extra as xpx
 import numpy as np
 
-from ._backend import array_namespace, device_of, no_autograd, to_numpy
+from ._backend import array_namespace, device_of, no_autograd, stack_scalars, to_numpy
 
 __all__ = [
     "eval_numerical_gradient",
@@ -111,12 +112,56 @@ def _evaluate_on_both_sides(
     return plus, minus
 
 
+class PerturbationIgnoredWarning(UserWarning):
+    """``f`` returned the same value on both sides of every perturbation of an immutable
+    ``x`` (JAX): it reads the parameter from somewhere else than its argument."""
+
+
+class _ChangeWatch:
+    """Whether ``f`` ever changed its output under the perturbations of an immutable ``x``.
+
+    Keeps one 0-d boolean per perturbation (on the device, no sync); :meth:`warn_if_never`
+    reads them from the first on, so a working ``f`` costs one read of one boolean.
+    """
+
+    def __init__(self, x: Any) -> None:
+        self.active = not array_api_compat.is_writeable_array(x)
+        self.changed: list[Any] = []
+
+    def add(self, plus: Any, minus: Any) -> None:
+        if not self.active:
+            return
+        if array_api_compat.is_array_api_obj(plus) or array_api_compat.is_array_api_obj(minus):
+            xp = array_api_compat.array_namespace(plus, minus)
+            self.changed.append(xp.any(xp.asarray(plus) != xp.asarray(minus)))
+        else:
+            self.changed.append(plus != minus)
+
+    def warn_if_never(self, x: Any, caller: str) -> None:
+        if not self.changed or any(bool(c) for c in self.changed):
+            return
+        _warn_ignored(x, caller)
+
+
+def _warn_ignored(x: Any, caller: str) -> None:
+    warnings.warn(
+        f"{caller}: f returned the same value for every perturbation of x. x is immutable "
+        f"({type(x).__module__}.{type(x).__name__}), so f is called with a perturbed copy "
+        "and must use it; an f that reads the parameter elsewhere, like the assignment's "
+        "`f = lambda _: model.loss(X, y)[0]`, sees no change and the gradient comes out as "
+        "zeros. Install the value f receives first (`def f(W): model.params['W1'] = W; "
+        "return model.loss(X, y)[0]`), see docs/porting.md, 'Gradient checks on JAX'",
+        PerturbationIgnoredWarning,
+        stacklevel=4,
+    )
+
+
 def _assemble(xp: Any, x: Any, derivatives: list[Any]) -> Any:
     """Stack one 0-d derivative per coordinate into an array shaped and typed like ``x``."""
     if not derivatives:
         return xp.zeros_like(x)
     values = [xp.asarray(d, dtype=x.dtype, device=device_of(x)) for d in derivatives]
-    return xp.reshape(xp.stack(values), tuple(x.shape))
+    return stack_scalars(xp, values, tuple(x.shape))
 
 
 def eval_numerical_gradient(
@@ -144,10 +189,12 @@ def eval_numerical_gradient(
     grad : array, shape, dtype and backend of ``x``
     """
     xp = _require_floating(x)
-    derivatives = []
+    derivatives, watch = [], _ChangeWatch(x)
     for ix in _indices(tuple(x.shape)):
         plus, minus = _evaluate_on_both_sides(f, x, ix, h)
+        watch.add(plus, minus)
         derivatives.append((plus - minus) / (2 * h))
+    watch.warn_if_never(x, "eval_numerical_gradient")
     grad = _assemble(xp, x, derivatives)
     if verbose:
         host = to_numpy(grad)
@@ -184,10 +231,12 @@ def eval_numerical_gradient_array(
     """
     xp = _require_floating(x)
     array_namespace(x=x, df=df)
-    derivatives = []
+    derivatives, watch = [], _ChangeWatch(x)
     for ix in _indices(tuple(x.shape)):
         plus, minus = _evaluate_on_both_sides(f, x, ix, h)
+        watch.add(plus, minus)
         derivatives.append(xp.sum((plus - minus) * df) / (2 * h))
+    watch.warn_if_never(x, "eval_numerical_gradient_array")
     return _assemble(xp, x, derivatives)
 
 
@@ -222,15 +271,17 @@ def grad_check_sparse(
     array_namespace(x=x, analytic_grad=analytic_grad)  # one backend, one device
     rng = random if seed is None else random.Random(seed)
     analytic = to_numpy(analytic_grad)
-    errors = []
+    errors, watch = [], _ChangeWatch(x)
     for _ in range(num_checks):
         ix = tuple(rng.randrange(n) for n in x.shape)
         plus, minus = _evaluate_on_both_sides(f, x, ix, h)
+        watch.add(plus, minus)
         numeric = float((plus - minus) / (2 * h))
         exact = float(analytic[ix])
         err = abs(numeric - exact) / max(abs(numeric) + abs(exact), 1e-300)
         errors.append(err)
         print(f"numerical: {numeric:f} analytic: {exact:f}, relative error: {err:e}")
+    watch.warn_if_never(x, "grad_check_sparse")
     return errors
 
 

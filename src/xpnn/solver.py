@@ -86,7 +86,8 @@ class Solver(TrainingLoop):
     num_val_samples : int or None
         Validation rows sampled for the validation accuracy (None: all).
     checkpoint_name : str or None
-        Path prefix of the checkpoints: ``{checkpoint_name}_epoch_{epoch:03d}.npz`` (``run_epoch_007.npz``).
+        Path prefix of the checkpoints: ``{checkpoint_name}_epoch_{epoch:03d}.npz``
+        (``run_epoch_007.npz``).
     print_every : int
         Iterations between printed losses (without a progress bar).
     verbose : bool

@@ -202,8 +202,9 @@ def require_cache(cache: Any, cls: type, *, _path: tuple[str, ...] = ()) -> Any:
         if kind in _CACHE_ORIGIN:
             value = require_cache(value, kind, _path=(*_path, name))
         elif not _kind_matches(kind, value):
+            part = ".".join((*_path, name))
             raise TypeError(
-                f"cache part {'.'.join((*_path, name))!r} must be {_describe_kind(kind)} (the cache of "
+                f"cache part {part!r} must be {_describe_kind(kind)} (the cache of "
                 f"{_CACHE_ORIGIN[cls]}); got {_a(type(value).__name__)}"
             )
         parts.append(value)

@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 import array_api_extra as xpx
 
 from .. import _native
-from .._backend import device_of
+from .._backend import device_of, stack_scalars
 from ._validate import (
     Array,
     Dtypes,
@@ -155,7 +155,7 @@ def conv_forward_naive(x: Any, w: Any, b: Any, conv_param: dict) -> tuple[Any, t
     if not values:
         out = xp.zeros((n_samples, f_filters, h_out, w_out), dtype=x.dtype, device=device_of(x))
     else:
-        out = xp.reshape(xp.stack(values), (n_samples, f_filters, h_out, w_out))
+        out = stack_scalars(xp, values, (n_samples, f_filters, h_out, w_out))
     return out, ConvNaiveCache(x, w, b, conv_param, dtypes)
 
 
