@@ -30,6 +30,7 @@ RANKS = [
     ("xpnn._native", 2),  # native primitives (JAX's convolution) beside the portable code
     ("xpnn.random", 2),
     ("xpnn.data", 2),
+    ("xpnn.vis", 2),  # image grids (the assignment's vis_utils): display code over NumPy
     ("xpnn.gradient_check", 3),
     ("xpnn.layers", 4),
     ("xpnn.optim", 5),
@@ -121,6 +122,18 @@ def test_imports_flow_one_way():
         if _rank(b) > _rank(a) or (_rank(b) == _rank(a) and _package(a) != _package(b))
     ]
     assert not upward, "\n".join(upward)
+
+
+def test_the_cs231n_mirror_only_re_exports():
+    """DESIGN.md: ``xpnn.cs231n`` holds the assignment's module names, the code is elsewhere."""
+    for name, path in _modules().items():
+        if name.startswith("xpnn.cs231n"):
+            defined = [
+                node.name
+                for node in ast.walk(ast.parse(path.read_text()))
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+            ]
+            assert not defined, f"{name} defines {defined}: move them out of xpnn.cs231n"
 
 
 def test_layers_import_no_test_machinery():

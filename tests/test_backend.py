@@ -106,6 +106,14 @@ def test_array_namespace_needs_an_array():
         array_namespace(1.0, None)
 
 
+@pytest.mark.parametrize("value", [[1.0, 2.0], [[1], [2]], 3, 2.5, None, "text"])
+def test_a_non_array_is_python_and_to_numpy_takes_it(value):
+    """As documented: not an AttributeError from the array-api-strict probe."""
+    assert backend_name(value) == "python"
+    if value is not None:
+        np.testing.assert_array_equal(xpnn.to_numpy(value), np.asarray(value))
+
+
 def test_namespace_of_backend_arrays(bk):
     assert array_namespace(bk.asarray([1.0])) is array_api_compat.array_namespace(
         bk.asarray([1.0])

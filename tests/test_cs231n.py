@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import importlib
+import pkgutil
 
 import pytest
+
+import xpnn.cs231n
 
 LAYERS = {
     "affine_forward", "affine_backward", "relu_forward", "relu_backward",
@@ -42,6 +45,7 @@ ASSIGNMENT = {
     "data_utils": {"load_CIFAR_batch", "load_CIFAR10", "get_CIFAR10_data"},
     "classifiers.fc_net": {"TwoLayerNet", "FullyConnectedNet"} | LAYERS | SANDWICHES,
     "classifiers.cnn": {"ThreeLayerConvNet"} | LAYERS | FAST | SANDWICHES,
+    "vis_utils": {"visualize_grid", "vis_grid", "vis_nn", "np", "sqrt", "ceil"},
 }
 
 
@@ -55,6 +59,15 @@ def test_star_import_gives_the_assignment_names(module):
     assert len(exported) == len(set(exported))
 
 
+def test_every_module_of_the_mirror_is_checked():
+    modules = {
+        name.removeprefix("xpnn.cs231n.")
+        for _, name, is_package in pkgutil.walk_packages(xpnn.cs231n.__path__, "xpnn.cs231n.")
+        if not is_package
+    }
+    assert modules == set(ASSIGNMENT)
+
+
 def test_the_notebook_setup_cells_import():
     namespace: dict = {}
     exec(
@@ -66,7 +79,8 @@ def test_the_notebook_setup_cells_import():
         "from xpnn.cs231n.solver import Solver\n"
         "from xpnn.cs231n.layers import *\n"
         "from xpnn.cs231n.fast_layers import *\n"
-        "from xpnn.cs231n.layer_utils import conv_relu_pool_forward, conv_relu_pool_backward\n",
+        "from xpnn.cs231n.layer_utils import conv_relu_pool_forward, conv_relu_pool_backward\n"
+        "from xpnn.cs231n.vis_utils import visualize_grid\n",
         namespace,
     )
     import xpnn
@@ -74,3 +88,4 @@ def test_the_notebook_setup_cells_import():
     assert namespace["affine_forward"] is xpnn.affine_forward
     assert namespace["Solver"] is xpnn.Solver
     assert namespace["FullyConnectedNet"] is xpnn.FullyConnectedNet
+    assert namespace["visualize_grid"] is xpnn.vis.visualize_grid

@@ -16,6 +16,7 @@ import struct
 import sys
 import tarfile
 import threading
+import urllib.request
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -25,6 +26,7 @@ import pytest
 import xpnn
 from xpnn import data as xdata
 from xpnn._backend import backend_name
+from xpnn.cli import main
 
 ROWS = 20  # images per batch file
 BATCHES = (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch")
@@ -317,6 +319,7 @@ def test_default_root_from_the_environment(cifar, monkeypatch):
 
 
 def test_default_root_is_the_user_cache(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("XPNN_DATA_DIR", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
     assert xdata.default_data_dir() == tmp_path / ".cache" / "xpnn"
@@ -324,6 +327,149 @@ def test_default_root_is_the_user_cache(tmp_path, monkeypatch):
     assert xdata.default_data_dir() == tmp_path / ".cache" / "xpnn"
     with pytest.raises(FileNotFoundError, match=str(tmp_path / ".cache" / "xpnn")):
         xdata.get_CIFAR10_data()
+
+
+# --------------------------------------------------------------------------- search order
+
+ASSIGNMENT_DIR = Path("cs231n", "datasets", "cifar-10-batches-py")
+
+
+@pytest.fixture
+def places(tmp_path, monkeypatch):
+    """A working directory and a home, both empty, and no $XPNN_DATA_DIR."""
+    work, home = tmp_path / "work", tmp_path / "home"
+    work.mkdir()
+    home.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("XPNN_DATA_DIR", raising=False)
+    return {
+        "assignment": work / ASSIGNMENT_DIR,
+        "cache": home / ".cache" / "xpnn" / "cifar-10-batches-py",
+        "env": tmp_path / "env" / "cifar-10-batches-py",
+    }
+
+
+def _labels(contents: dict) -> np.ndarray:
+    return np.concatenate([contents[f"data_batch_{i}"][1] for i in range(1, 6)])
+
+
+def test_search_path_without_the_variable(places):
+    assert xdata.cifar10_search_path() == [places["assignment"], places["cache"]]
+
+
+def test_search_path_with_the_variable(places, monkeypatch):
+    monkeypatch.setenv("XPNN_DATA_DIR", str(places["env"].parent))
+    assert xdata.cifar10_search_path() == [places["env"], places["assignment"]]
+
+
+def test_search_path_is_absolute_and_follows_the_working_directory(places, monkeypatch, tmp_path):
+    monkeypatch.setenv("XPNN_DATA_DIR", "relative")
+    assert xdata.cifar10_search_path()[0] == tmp_path / "work" / "relative" / "cifar-10-batches-py"
+    monkeypatch.chdir(tmp_path)
+    assert xdata.cifar10_search_path() == [
+        tmp_path / "relative" / "cifar-10-batches-py",
+        tmp_path / ASSIGNMENT_DIR,
+    ]
+
+
+def test_search_path_has_no_duplicates(places, monkeypatch):
+    monkeypatch.setenv("XPNN_DATA_DIR", str(places["assignment"].parent))
+    assert xdata.cifar10_search_path() == [places["assignment"]]
+
+
+def test_loaders_find_the_assignment_folder(places):
+    contents = write_cifar(places["assignment"], seed=1)
+    assert xdata.find_cifar10() == places["assignment"]
+    out = xdata.get_CIFAR10_data(10, 2, 2, subtract_mean=False)
+    np.testing.assert_array_equal(out["y_train"], _labels(contents)[:10])
+    np.testing.assert_array_equal(out["X_train"], _nchw(contents["data_batch_1"][0][:10]))
+    _, Ytr, _, Yte = xdata.load_CIFAR10()
+    np.testing.assert_array_equal(Ytr, _labels(contents))
+    np.testing.assert_array_equal(Yte, contents["test_batch"][1])
+
+
+def test_the_assignment_folder_comes_before_the_cache(places):
+    in_cache = write_cifar(places["cache"], seed=2)
+    assert xdata.find_cifar10() == places["cache"]
+    in_assignment = write_cifar(places["assignment"], seed=1)
+    assert xdata.find_cifar10() == places["assignment"]
+    _, Ytr, _, _ = xdata.load_CIFAR10()
+    np.testing.assert_array_equal(Ytr, _labels(in_assignment))
+    assert not np.array_equal(_labels(in_assignment), _labels(in_cache))
+
+
+def test_the_variable_comes_first_and_replaces_the_cache(places, monkeypatch):
+    write_cifar(places["cache"], seed=2)
+    in_assignment = write_cifar(places["assignment"], seed=1)
+    monkeypatch.setenv("XPNN_DATA_DIR", str(places["env"].parent))
+    assert xdata.find_cifar10() == places["assignment"]  # the variable's folder is empty
+    in_env = write_cifar(places["env"], seed=3)
+    assert xdata.find_cifar10() == places["env"]
+    out = xdata.get_CIFAR10_data(10, 2, 2)
+    np.testing.assert_array_equal(out["y_train"], _labels(in_env)[:10])
+    (places["assignment"] / "test_batch").unlink()
+    (places["env"] / "test_batch").unlink()
+    with pytest.raises(FileNotFoundError) as info:  # ~/.cache/xpnn is not searched now
+        xdata.find_cifar10()
+    assert str(places["cache"]) not in str(info.value)
+    assert not np.array_equal(_labels(in_env), _labels(in_assignment))
+
+
+def test_an_incomplete_folder_is_passed_over(places):
+    write_cifar(places["assignment"], seed=1)
+    (places["assignment"] / "data_batch_4").unlink()
+    write_cifar(places["cache"], seed=2)
+    assert xdata.find_cifar10() == places["cache"]
+
+
+def test_an_explicit_root_is_not_searched_around(places, tmp_path):
+    write_cifar(places["assignment"])
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        xdata.get_CIFAR10_data(root=tmp_path / "elsewhere")
+
+
+def _not_found_message() -> str:
+    with pytest.raises(FileNotFoundError) as info:
+        xdata.get_CIFAR10_data()
+    return str(info.value)
+
+
+def test_not_found_lists_every_place_in_order(places):
+    write_cifar(places["cache"])
+    for name in ("data_batch_2", "test_batch"):
+        (places["cache"] / name).unlink()
+    message = _not_found_message()
+    first = f"(1) {places['assignment']} (the CS231n assignment's folder) does not exist"
+    second = f"(2) {places['cache']} (xpnn's default) lacks data_batch_2, test_batch"
+    assert first in message and second in message
+    assert message.index(first) < message.index(second)
+    assert "Download it with: xpnn download cifar10 (it unpacks into (2);" in message
+    assert "\n" not in message
+
+
+def test_not_found_with_the_variable(places, monkeypatch):
+    monkeypatch.setenv("XPNN_DATA_DIR", str(places["env"].parent))
+    message = _not_found_message()
+    first = f"(1) {places['env']} ($XPNN_DATA_DIR) does not exist"
+    second = f"(2) {places['assignment']} (the CS231n assignment's folder) does not exist"
+    assert message.index(first) < message.index(second)
+    assert str(places["cache"]) not in message
+    assert "Download it with: xpnn download cifar10 (it unpacks into (1);" in message
+
+
+def test_not_found_when_the_variable_names_the_batches_folder(places, monkeypatch):
+    write_cifar(places["env"])
+    monkeypatch.setenv("XPNN_DATA_DIR", str(places["env"]))
+    message = _not_found_message()
+    assert f"but {places['env']} holds the batch files: pass root='{places['env']}'" in message
+
+
+def test_explicit_root_messages_quote_the_download_directory(tmp_path):
+    root = tmp_path / "with space" / "cifar-10-batches-py"
+    with pytest.raises(FileNotFoundError) as info:
+        xdata.load_CIFAR10(root)
+    assert f"xpnn download cifar10 --dir '{root.parent}'" in str(info.value)
 
 
 def test_backend_argument(cifar):
@@ -679,13 +825,162 @@ def test_download_network_error_names_the_url(server, tmp_path, where):
     assert _leftovers(target) == []
 
 
+# --------------------------------------------------------------------------- checksums
+
+
+@pytest.fixture
+def no_fetch(monkeypatch):
+    """Fail the test if anything is fetched (these cases must stop before that)."""
+
+    def urlopen(*args, **kwargs):
+        raise AssertionError(f"nothing should be fetched; got urlopen{args}")
+
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
+
+
+@pytest.fixture
+def mirror(server):
+    """A mirror serving a CIFAR-10 archive that differs from the official one."""
+    www, base, requests = server
+    md5 = make_archive(www / "mirror.tar.gz", _cifar_members(seed=5))
+    return f"{base}/mirror.tar.gz", md5, requests
+
+
+def test_download_md5_in_any_case(mirror, tmp_path):
+    url, md5, _ = mirror
+    root = xdata.download_cifar10(tmp_path / "d", url=url, md5=md5.upper(), progress=False)
+    assert (root / "test_batch").is_file()
+
+
+def test_download_without_verification_from_a_mirror(mirror, tmp_path):
+    url, _, requests = mirror
+    root = xdata.download_cifar10(tmp_path / "d", url=url, verify=False, progress=False)
+    assert xdata.load_CIFAR10(root)[0].shape == (5 * ROWS, 32, 32, 3)
+    assert requests == ["/mirror.tar.gz"]
+
+
+def test_download_mismatch_from_a_mirror_says_how_to_pass_its_checksum(mirror, tmp_path):
+    url, md5, _ = mirror
+    with pytest.raises(ValueError, match="checksum mismatch") as info:
+        xdata.download_cifar10(tmp_path / "d", url=url, progress=False)  # the official MD5
+    message = str(info.value)
+    assert xdata.CIFAR10_MD5 in message and md5 in message
+    assert "--md5 HEX" in message and "--no-verify" in message
+    assert _leftovers(tmp_path / "d") == []
+
+
+@pytest.mark.parametrize(
+    "md5",
+    [
+        "xyz",
+        "0" * 31,
+        "0" * 33,
+        "g" * 32,
+        "0123456789abcdef0123456789abcdef\n",
+        " 0123456789abcdef0123456789abcdef",
+        "0123456789abcdef0123456789abcdef  cifar-10-python.tar.gz",
+        "",
+    ],
+)
+def test_download_refuses_a_bad_md5_before_fetching(no_fetch, tmp_path, md5):
+    with pytest.raises(ValueError, match="md5 must be an MD5 digest, 32 hexadecimal digits"):
+        xdata.download_cifar10(tmp_path / "d", url="http://127.0.0.1:9/x", md5=md5)
+    assert not (tmp_path / "d").exists()
+
+
+@pytest.mark.parametrize("md5", [b"0123456789abcdef0123456789abcdef", 123])
+def test_download_refuses_an_md5_that_is_not_a_string(no_fetch, tmp_path, md5):
+    with pytest.raises(TypeError, match="md5 must be a string"):
+        xdata.download_cifar10(tmp_path / "d", url="http://127.0.0.1:9/x", md5=md5)
+
+
+@pytest.mark.parametrize("skip", [{"verify": False}, {"md5": None}])
+def test_the_official_archive_is_always_verified(no_fetch, tmp_path, skip):
+    with pytest.raises(ValueError, match="has a published MD5 and is always checked"):
+        xdata.download_cifar10(tmp_path / "d", **skip)
+    assert not (tmp_path / "d").exists()
+
+
+def test_verify_false_with_an_md5_is_a_contradiction(no_fetch, tmp_path):
+    with pytest.raises(ValueError, match="would go unused"):
+        xdata.download_cifar10(
+            tmp_path / "d", url="http://127.0.0.1:9/x", md5="0" * 32, verify=False
+        )
+
+
+# --------------------------------------------------------------------------- xpnn download
+
+
+def _download(argv: list[str], capsys) -> tuple[int, str, str]:
+    status = main(["download", "cifar10", "--quiet", *argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_cli_md5_of_a_mirror(mirror, tmp_path, capsys):
+    url, md5, _ = mirror
+    status, out, err = _download(["--dir", str(tmp_path), "--url", url, "--md5", md5], capsys)
+    assert status == 0, err
+    assert out == f"CIFAR-10 is in {tmp_path / 'cifar-10-batches-py'}\n"
+
+
+def test_cli_no_verify_with_a_mirror(mirror, tmp_path, capsys):
+    url, _, requests = mirror
+    status, _, err = _download(["--dir", str(tmp_path), "--url", url, "--no-verify"], capsys)
+    assert status == 0, err
+    assert requests == ["/mirror.tar.gz"]
+    assert xdata.load_CIFAR10(tmp_path / "cifar-10-batches-py")[1].shape == (5 * ROWS,)
+
+
+def test_cli_default_directory_is_what_the_loaders_search(mirror, places, monkeypatch, capsys):
+    """The command the not-found message gives puts CIFAR-10 where the loaders look."""
+    url, md5, _ = mirror
+    monkeypatch.setenv("XPNN_DATA_DIR", str(places["env"].parent))
+    assert "with: xpnn download cifar10 (it unpacks into (1);" in _not_found_message()
+    assert _download(["--url", url, "--md5", md5], capsys)[0] == 0
+    assert xdata.find_cifar10() == places["env"]
+    assert xdata.get_CIFAR10_data(10, 2, 2)["X_train"].shape == (10, 3, 32, 32)
+
+
+def test_cli_mismatch_is_one_line(mirror, tmp_path, capsys):
+    url, _, _ = mirror
+    status, _, err = _download(["--dir", str(tmp_path), "--url", url, "--md5", "0" * 32], capsys)
+    assert status == 2
+    assert err.startswith("xpnn download: checksum mismatch") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--md5", "nothex"], "--md5 must be an MD5 digest, 32 hexadecimal digits"),
+        (["--url", "http://127.0.0.1:9/x", "--md5", "abc"], "got 'abc' (3 characters)"),
+        (["--no-verify"], "--no-verify needs --url with another archive"),
+        (["--no-verify", "--url", xdata.CIFAR10_URL], "--no-verify needs --url"),
+        (
+            ["--no-verify", "--url", "http://127.0.0.1:9/x", "--md5", "0" * 32],
+            "--md5 and --no-verify contradict each other",
+        ),
+    ],
+)
+def test_cli_checksum_mistakes_get_one_line_and_status_2(
+    no_fetch, tmp_path, capsys, argv, message
+):
+    status, out, err = _download(["--dir", str(tmp_path / "d"), *argv], capsys)
+    assert status == 2 and out == ""
+    assert err.startswith("xpnn download: ") and message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "d").exists()
+
+
 def test_public_names():
     assert sorted(xdata.__all__) == sorted(
         [
             "CIFAR10_MD5",
             "CIFAR10_URL",
+            "cifar10_search_path",
             "default_data_dir",
             "download_cifar10",
+            "find_cifar10",
             "get_CIFAR10_data",
             "load_CIFAR10",
             "load_CIFAR_batch",

@@ -151,7 +151,8 @@ def backend_name(array: Any) -> str:
         return "torch"
     if array_api_compat.is_cupy_array(array):
         return "cupy"
-    if array_api_compat.is_array_api_strict_namespace(_namespace_or_none(array)):
+    namespace = _namespace_or_none(array)  # None for lists, scalars and other non-arrays
+    if namespace is not None and array_api_compat.is_array_api_strict_namespace(namespace):
         return "array_api_strict"
     if array_api_compat.is_array_api_obj(array):
         return type(array).__module__.split(".")[0]

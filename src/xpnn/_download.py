@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
+import re
 import shutil
 import tarfile
 import tempfile
@@ -26,11 +27,43 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
-__all__ = ["download", "md5_of", "safe_extract", "temporary_directory"]
+__all__ = ["as_md5", "download", "md5_of", "safe_extract", "temporary_directory"]
 
 _CHUNK = 1 << 20
 #: Seconds to wait for the server to answer (per blocking operation, not for the whole file).
 TIMEOUT = 60.0
+
+
+_MD5_HEX = re.compile(r"[0-9a-fA-F]{32}")
+
+
+def as_md5(value: object, name: str = "md5") -> str:
+    """``value`` as a lower-case hex MD5 digest, checked.
+
+    Parameters
+    ----------
+    value : str
+        32 hexadecimal digits, in any case (what ``md5sum`` prints before the file name).
+    name : str, default 'md5'
+        What to call the value in an error message (``'--md5'`` for the command line).
+
+    Raises
+    ------
+    TypeError
+        ``value`` is not a string.
+    ValueError
+        It is not 32 hexadecimal digits; the message shows what it got.
+    """
+    if not isinstance(value, str):
+        raise TypeError(
+            f"{name} must be a string of 32 hexadecimal digits; got {type(value).__name__}"
+        )
+    if not _MD5_HEX.fullmatch(value):
+        raise ValueError(
+            f"{name} must be an MD5 digest, 32 hexadecimal digits (0-9, a-f); got {value!r}"
+            + (f" ({len(value)} characters)" if len(value) != 32 else "")
+        )
+    return value.lower()
 
 
 def md5_of(path: str | os.PathLike) -> str:
@@ -52,7 +85,13 @@ def as_url(url: str) -> str:
 
 
 def download(
-    url: str, directory: Path, *, md5: str | None, progress: bool, help_text: str
+    url: str,
+    directory: Path,
+    *,
+    md5: str | None,
+    progress: bool,
+    help_text: str,
+    mismatch_help: str = "",
 ) -> Path:
     """Download ``url`` into a new temporary file in ``directory`` and check its MD5.
 
@@ -68,6 +107,8 @@ def download(
         Show a tqdm progress bar on stderr.
     help_text : str
         What to tell the user when the download fails (alternatives to this URL).
+    mismatch_help : str, optional
+        What to add to the message when the MD5 differs.
 
     Returns
     -------
@@ -91,7 +132,7 @@ def download(
             raise ValueError(
                 f"checksum mismatch for {url}: expected MD5 {md5.lower()}, got {actual}. "
                 "The download is corrupt or is not the expected archive; nothing was "
-                "extracted and the partial file was removed."
+                "extracted and the partial file was removed." + mismatch_help
             )
     except BaseException:
         path.unlink(missing_ok=True)

@@ -8,9 +8,14 @@
 * :func:`load_digits` is the dataset that needs no download: scikit-learn's bundled 8x8
   handwritten digits, split and shaped like :func:`get_CIFAR10_data`'s output.
 
-Where the data lives: a ``root=None`` / ``directory=None`` argument means
-:func:`default_data_dir`, which is ``$XPNN_DATA_DIR`` when that environment variable is
-set and ``~/.cache/xpnn`` otherwise; CIFAR-10 is the ``cifar-10-batches-py`` folder in it.
+Where the data lives: :func:`default_data_dir` is xpnn's own data directory,
+``$XPNN_DATA_DIR`` when that environment variable is set and ``~/.cache/xpnn`` otherwise;
+:func:`download_cifar10` unpacks CIFAR-10 into its ``cifar-10-batches-py`` folder. The
+loaders, given no root, take the first complete ``cifar-10-batches-py`` of
+:func:`cifar10_search_path`: ``$XPNN_DATA_DIR`` if set, then the CS231n assignment's
+``cs231n/datasets`` under the current directory (where its ``get_datasets.sh`` puts the
+data), then ``~/.cache/xpnn`` if ``$XPNN_DATA_DIR`` is not set. :func:`find_cifar10` says
+which one that is.
 
 The loaders return NumPy arrays unless told otherwise: ``backend=`` moves every array of
 the result with :func:`xpnn.to_backend`.
@@ -21,6 +26,7 @@ from __future__ import annotations
 import operator
 import os
 import pickle
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +38,10 @@ from ._backend import get_backend, to_backend
 __all__ = [
     "CIFAR10_MD5",
     "CIFAR10_URL",
+    "cifar10_search_path",
     "default_data_dir",
     "download_cifar10",
+    "find_cifar10",
     "get_CIFAR10_data",
     "load_CIFAR10",
     "load_CIFAR_batch",
@@ -48,6 +56,10 @@ CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
 #: Environment variable naming the directory that holds xpnn's datasets.
 DATA_DIR_ENV = "XPNN_DATA_DIR"
 _CIFAR10_DIRNAME = "cifar-10-batches-py"
+#: The CS231n assignment's CIFAR-10 folder, relative to the current directory: its
+#: ``cs231n/datasets/get_datasets.sh`` unpacks the archive there, and its ``data_utils``
+#: reads it from there (the notebooks run in the assignment's top folder).
+_ASSIGNMENT_CIFAR10 = Path("cs231n", "datasets", _CIFAR10_DIRNAME)
 _TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 _TEST_FILE = "test_batch"
 _CIFAR10_FILES = (*_TRAIN_FILES, _TEST_FILE)
@@ -74,15 +86,107 @@ def default_data_dir() -> Path:
     return Path("~/.cache/xpnn").expanduser()
 
 
-def _default_cifar10_root() -> Path:
-    return default_data_dir() / _CIFAR10_DIRNAME
+def cifar10_search_path() -> list[Path]:
+    """Where the CIFAR-10 loaders look when they are given no root, in order.
+
+    Returns
+    -------
+    list of pathlib.Path
+        Absolute ``cifar-10-batches-py`` directories (they need not exist), without
+        duplicates:
+
+        1. ``$XPNN_DATA_DIR/cifar-10-batches-py``, when that environment variable is set
+           (and not empty): a directory the user chose comes first.
+        2. ``cs231n/datasets/cifar-10-batches-py`` under the current working directory:
+           where the CS231n assignment's ``get_datasets.sh`` puts CIFAR-10, so a notebook
+           or script run from the assignment's folder uses the copy it already has.
+        3. ``~/.cache/xpnn/cifar-10-batches-py``, when ``$XPNN_DATA_DIR`` is not set (the
+           variable replaces this default, as it does for :func:`download_cifar10`).
+
+        The list is computed at each call, from the environment and the current
+        directory of that moment.
+
+    See Also
+    --------
+    find_cifar10 : the first of these that holds all six batch files.
+    """
+    return [path for path, _ in _cifar10_places()]
+
+
+def _cifar10_places() -> list[tuple[Path, str]]:
+    """:func:`cifar10_search_path`, each directory with what it is (for messages)."""
+    assignment = (_absolute(_ASSIGNMENT_CIFAR10), "the CS231n assignment's folder")
+    default = _absolute(default_data_dir() / _CIFAR10_DIRNAME)
+    if os.environ.get(DATA_DIR_ENV):
+        places = [(default, f"${DATA_DIR_ENV}"), assignment]
+    else:
+        places = [assignment, (default, "xpnn's default")]
+    unique = {}
+    for path, what in places:
+        unique.setdefault(path, what)
+    return list(unique.items())
+
+
+def _absolute(path: Path) -> Path:
+    try:
+        return path.absolute()
+    except OSError:  # the current directory was removed
+        return path
+
+
+def find_cifar10() -> Path:
+    """The directory the CIFAR-10 loaders read when they are given no root.
+
+    Returns
+    -------
+    pathlib.Path
+        The first directory of :func:`cifar10_search_path` that holds ``data_batch_1`` ...
+        ``data_batch_5`` and ``test_batch``. A directory that lacks some of them is
+        passed over (the message below names what it lacks, if none is complete).
+
+    Raises
+    ------
+    FileNotFoundError
+        No directory of the search path holds CIFAR-10. The message lists every place
+        looked at, in order, with what is wrong with each, and the ``xpnn download
+        cifar10`` command that unpacks the data into the one of them that is xpnn's data
+        directory (:func:`default_data_dir`).
+    """
+    places = _cifar10_places()
+    looked = []
+    for number, (path, what) in enumerate(places, start=1):
+        problem = _cifar10_problem(path)
+        if problem is None:
+            return path
+        if _complete(path.parent):
+            problem += f", but {path.parent} holds the batch files: pass root={str(path.parent)!r}"
+        looked.append(f"({number}) {path} ({what}) {problem}")
+    raise FileNotFoundError(_cifar10_not_found(looked, [path for path, _ in places]))
+
+
+def _cifar10_not_found(looked: list[str], searched: list[Path]) -> str:
+    """The message of :func:`find_cifar10`: the places, then how to fill one of them."""
+    number = 1 + searched.index(_absolute(default_data_dir() / _CIFAR10_DIRNAME))
+    return (
+        f"CIFAR-10 not found; looked in, in order: {'; '.join(looked)}. Download it with: "
+        f"{_download_command(default_data_dir())} (it unpacks into ({number}); in Python "
+        "xpnn.data.download_cifar10()), or run the assignment's get_datasets.sh in "
+        "cs231n/datasets, or give root= the folder that holds the batch files."
+    )
+
+
+def _download_command(directory: Path) -> str:
+    """The ``xpnn download cifar10`` command that unpacks CIFAR-10 into ``directory``."""
+    if directory == default_data_dir():
+        return "xpnn download cifar10"
+    return f"xpnn download cifar10 --dir {shlex.quote(str(directory))}"
 
 
 def _how_to_get_cifar10(root: Path) -> str:
     """How to get the files that should be in ``root``, for error messages."""
     directory = root.parent if root.name == _CIFAR10_DIRNAME else root
     hint = (
-        f"Get them with: xpnn download cifar10 --dir {directory} "
+        f"Get them with: {_download_command(directory)} "
         f"(or xpnn.data.download_cifar10({str(directory)!r})), or download {CIFAR10_URL} "
         f"and unpack it in {directory}."
     )
@@ -221,9 +325,10 @@ def load_CIFAR_batch(filename: str | os.PathLike) -> tuple[np.ndarray, np.ndarra
     return _nhwc_float(data), labels
 
 
-def _read_cifar10(root: str | os.PathLike) -> tuple[np.ndarray, ...]:
-    """Raw uint8 rows and int64 labels of the training and test sets in ``root``."""
-    root = Path(root).expanduser()
+def _read_cifar10(root: str | os.PathLike | None) -> tuple[np.ndarray, ...]:
+    """Raw uint8 rows and int64 labels of the training and test sets in ``root``
+    (``None``: :func:`find_cifar10`)."""
+    root = find_cifar10() if root is None else Path(root).expanduser()
     _require_cifar10_files(root)
     train = [_read_batch(root / name) for name in _TRAIN_FILES]
     x_test, y_test = _read_batch(root / _TEST_FILE)
@@ -235,12 +340,11 @@ def _read_cifar10(root: str | os.PathLike) -> tuple[np.ndarray, ...]:
 def _require_cifar10_files(root: Path) -> None:
     expected = f"{', '.join(_TRAIN_FILES[:1])} ... {_TRAIN_FILES[-1]}, {_TEST_FILE} in {root}"
     if not root.is_dir():
-        where = "is not a directory" if root.exists() else "does not exist"
         raise FileNotFoundError(
-            f"CIFAR-10 not found: {root} {where}; expected the files {expected}. "
-            + _how_to_get_cifar10(root)
+            f"CIFAR-10 not found: {root} {_cifar10_problem(root)}; expected the files "
+            f"{expected}. " + _how_to_get_cifar10(root)
         )
-    missing = [name for name in _CIFAR10_FILES if not (root / name).is_file()]
+    missing = _missing_cifar10_files(root)
     if missing:
         hint = ""
         if (root / _CIFAR10_DIRNAME).is_dir():
@@ -251,14 +355,30 @@ def _require_cifar10_files(root: Path) -> None:
         )
 
 
-def load_CIFAR10(root: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _missing_cifar10_files(root: Path) -> list[str]:
+    return [name for name in _CIFAR10_FILES if not (root / name).is_file()]
+
+
+def _cifar10_problem(root: Path) -> str | None:
+    """What keeps ``root`` from being a complete CIFAR-10 folder, or None if nothing."""
+    if not root.is_dir():
+        return "is not a directory" if root.exists() else "does not exist"
+    missing = _missing_cifar10_files(root)
+    return f"lacks {', '.join(missing)}" if missing else None
+
+
+def load_CIFAR10(
+    root: str | os.PathLike | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Load all of CIFAR-10 from a ``cifar-10-batches-py`` directory.
 
     Parameters
     ----------
-    root : str or path
+    root : str or path, optional
         The directory holding ``data_batch_1`` ... ``data_batch_5`` and ``test_batch``
-        (:func:`download_cifar10` returns it).
+        (:func:`download_cifar10` returns it). ``None`` (an xpnn extension: the
+        assignment's function requires it) means :func:`find_cifar10`: the first complete
+        folder of :func:`cifar10_search_path`.
 
     Returns
     -------
@@ -275,13 +395,15 @@ def load_CIFAR10(root: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.nd
     ------
     FileNotFoundError
         ``root`` is missing or lacks one of the files; the message lists them and says how
-        to get them.
+        to get them. With ``root=None``: no folder of the search path is complete; the
+        message lists each, in order.
     ValueError
         A file is not a CIFAR-10 batch.
 
     Notes
     -----
-    The files are pickles: load only a directory you trust (see :func:`load_CIFAR_batch`).
+    The files are pickles: load only a directory you trust (see :func:`load_CIFAR_batch`;
+    with ``root=None`` that includes ``cs231n/datasets`` under the current directory).
     The float64 arrays take about 1.4 GB; :func:`get_CIFAR10_data` converts only the rows
     it returns.
     """
@@ -336,9 +458,15 @@ def get_CIFAR10_data(
         Subtract the mean image of the training set (only the ``num_training`` training
         images) from all three sets.
     root : str or path, optional
-        The ``cifar-10-batches-py`` directory. ``None`` means
-        ``$XPNN_DATA_DIR/cifar-10-batches-py`` if that environment variable is set, else
-        ``~/.cache/xpnn/cifar-10-batches-py`` (where :func:`download_cifar10` puts it).
+        The ``cifar-10-batches-py`` directory. ``None`` means :func:`find_cifar10`: the
+        first complete ``cifar-10-batches-py`` of :func:`cifar10_search_path`, which is
+
+        1. ``$XPNN_DATA_DIR/cifar-10-batches-py`` if that environment variable is set,
+        2. ``cs231n/datasets/cifar-10-batches-py`` under the current directory (where the
+           assignment's ``get_datasets.sh`` puts it, and where the assignment's
+           ``get_CIFAR10_data`` reads it),
+        3. ``~/.cache/xpnn/cifar-10-batches-py`` if ``$XPNN_DATA_DIR`` is not set (where
+           :func:`download_cifar10` puts it then).
     backend : str, optional
         Backend to move every array to, with :func:`xpnn.to_backend`. ``None`` means the
         selected backend (:func:`xpnn.get_backend`), which is NumPy unless
@@ -353,7 +481,8 @@ def get_CIFAR10_data(
     Raises
     ------
     FileNotFoundError
-        CIFAR-10 is not in ``root``; the message says how to download it.
+        CIFAR-10 is not in ``root`` (with ``root=None``: in none of the places searched;
+        the message lists them in order); the message says how to download it.
     TypeError, ValueError
         A count is not an integer, is negative, or asks for more images than there are
         (the message names the argument); ``num_training`` is 0 with ``subtract_mean``.
@@ -361,7 +490,8 @@ def get_CIFAR10_data(
     Notes
     -----
     The batches are pickles: load only a directory you trust (see
-    :func:`load_CIFAR_batch`). The result equals the assignment's, which converts all 60000
+    :func:`load_CIFAR_batch`; with ``root=None`` that includes ``cs231n/datasets`` under
+    the current directory). The result equals the assignment's, which converts all 60000
     images to float64 before taking the subsets; here only the returned rows are.
     """
     num_training = _count(
@@ -372,9 +502,7 @@ def get_CIFAR10_data(
     )
     num_validation = _count("num_validation", num_validation)
     num_test = _count("num_test", num_test)
-    x_train, y_train, x_test, y_test = _read_cifar10(
-        _default_cifar10_root() if root is None else root
-    )
+    x_train, y_train, x_test, y_test = _read_cifar10(root)
     available = x_train.shape[0]
     if num_training > available:
         raise ValueError(
@@ -406,7 +534,7 @@ def get_CIFAR10_data(
 
 
 def _complete(path: Path) -> bool:
-    return path.is_dir() and all((path / name).is_file() for name in _CIFAR10_FILES)
+    return _cifar10_problem(path) is None
 
 
 def download_cifar10(
@@ -414,6 +542,7 @@ def download_cifar10(
     *,
     url: str = CIFAR10_URL,
     md5: str | None = CIFAR10_MD5,
+    verify: bool = True,
     progress: bool = True,
 ) -> Path:
     """Download CIFAR-10 (Python version) and unpack it, unless it is there already.
@@ -427,8 +556,15 @@ def download_cifar10(
         Where to get ``cifar-10-python.tar.gz``: a mirror, a ``file://`` URL, or the path
         of a copy downloaded by hand.
     md5 : str or None, default :data:`CIFAR10_MD5`
-        Expected MD5 of the archive; ``None`` skips the check (for an archive you trust
-        that differs from the official one).
+        The checksum to verify the archive against: 32 hexadecimal digits, in any case.
+        The default is the official archive's published MD5, right for a mirror that
+        serves that same archive; give another for a mirror whose archive differs.
+        ``None`` skips the check, as ``verify=False`` does (kept for existing code).
+    verify : bool, default True
+        ``False`` skips the checksum, for an archive you trust whose MD5 you do not know.
+        Allowed only with a ``url`` other than :data:`CIFAR10_URL` (the official archive's
+        checksum is published, so it is always checked) and without an ``md5`` of your
+        own (it would go unused).
     progress : bool, default True
         Show a progress bar (tqdm, on stderr) while downloading.
 
@@ -442,10 +578,14 @@ def download_cifar10(
     ------
     ConnectionError
         The archive could not be fetched; the message names the URL and the alternatives.
+    TypeError
+        ``md5`` is neither a string nor None.
     ValueError
-        The archive's MD5 differs from ``md5`` (the message gives both), it is not a tar
-        archive, it holds an unsafe member, or it lacks a batch file. Nothing is extracted
-        then.
+        ``md5`` is not 32 hexadecimal digits, the check is skipped for the official URL,
+        or ``verify=False`` comes with an ``md5`` of your own (all found before anything is
+        fetched); the archive's MD5 differs from ``md5`` (the message gives both), it is
+        not a tar archive, it holds an unsafe member, or it lacks a batch file. Nothing is
+        extracted then.
     FileExistsError
         ``cifar-10-batches-py`` exists in ``directory`` but lacks some batch files; it is
         left alone, remove it to download again.
@@ -461,12 +601,13 @@ def download_cifar10(
     regular file or a directory inside the target (in addition to ``tarfile``'s ``'data'``
     filter where Python has it).
     """
+    expected = _expected_md5(url, md5, verify)
     directory = default_data_dir() if directory is None else Path(directory).expanduser()
     target = directory / _CIFAR10_DIRNAME
     if _complete(target):
         return target
     if target.exists():
-        missing = [name for name in _CIFAR10_FILES if not (target / name).is_file()]
+        missing = _missing_cifar10_files(target)
         raise FileExistsError(
             f"{target} exists but lacks {', '.join(missing) or 'its batch files'}; it was "
             "left as it is: remove it and run again to download CIFAR-10"
@@ -478,12 +619,46 @@ def download_cifar10(
         "path as url (or unpack it yourself so that "
         f"{target} holds data_batch_1 ... data_batch_5 and test_batch)."
     )
-    archive = _download.download(url, directory, md5=md5, progress=progress, help_text=help_text)
+    archive = _download.download(
+        url,
+        directory,
+        md5=expected,
+        progress=progress,
+        help_text=help_text,
+        mismatch_help=_mismatch_help(url),
+    )
     try:
         _unpack_cifar10(archive, directory, target)
     finally:
         archive.unlink(missing_ok=True)
     return target
+
+
+def _expected_md5(url: str, md5: str | None, verify: bool) -> str | None:
+    """The digest to check the download against (lower case), or None to skip the check."""
+    if not verify and md5 not in (None, CIFAR10_MD5):
+        raise ValueError(
+            f"verify=False skips the checksum, so md5={md5!r} would go unused: pass one or "
+            "the other"
+        )
+    expected = _download.as_md5(md5) if verify and md5 is not None else None
+    if expected is None and url == CIFAR10_URL:
+        raise ValueError(
+            f"the official archive ({CIFAR10_URL}) has a published MD5 and is always "
+            "checked: skipping the check (verify=False or md5=None) is for an archive from "
+            "another url"
+        )
+    return expected
+
+
+def _mismatch_help(url: str) -> str:
+    if url == CIFAR10_URL:
+        return ""
+    return (
+        f" If {url} serves another archive that you trust, pass its MD5 "
+        "(download_cifar10(md5=...), xpnn download cifar10 --md5 HEX) or skip the check "
+        "(verify=False, --no-verify)."
+    )
 
 
 def _unpack_cifar10(archive: Path, directory: Path, target: Path) -> None:
