@@ -7,6 +7,8 @@ import argparse
 import sys
 from typing import Any
 
+from ._help import DefaultsHelpFormatter
+
 
 def add_parser(commands: Any) -> None:
     """Add the ``download`` subcommand to the ``xpnn`` parser."""
@@ -14,6 +16,7 @@ def add_parser(commands: Any) -> None:
 
     parser = commands.add_parser(
         "download",
+        formatter_class=DefaultsHelpFormatter,
         help="download a dataset (CIFAR-10's python version)",
         description=(
             "Download the CIFAR-10 python tarball, verify its MD5 and extract it into "

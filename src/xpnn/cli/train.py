@@ -72,7 +72,8 @@ def add_parser(commands: Any) -> None:
     parser.add_argument(
         "--data-dir",
         default=None,
-        help="directory holding cifar-10-batches-py (default: $XPNN_DATA_DIR, else ~/.cache/xpnn)",
+        help="directory holding cifar-10-batches-py (default: the first that holds it of "
+        "$XPNN_DATA_DIR, ./cs231n/datasets (the assignment's) and ~/.cache/xpnn)",
     )
     parser.add_argument(
         "--framework",
