@@ -179,7 +179,42 @@ MODULES = {
         lambda: torch.nn.Conv2d(3, 2, 3, stride=2),
         (2, 3, 8, 8),
     ),
+    "Conv2dRectangular": (  # rectangular kernel, uneven padding pair
+        lambda: xnn.Conv2d(3, 4, (2, 3), stride=2, padding=(1, 2)),
+        lambda: torch.nn.Conv2d(3, 4, (2, 3), stride=2, padding=(1, 2)),
+        (2, 3, 7, 8),
+    ),
+    "Conv2dSameEven": (  # torch puts the odd row/column of padding after
+        lambda: xnn.Conv2d(3, 2, 4, padding="same"),
+        lambda: torch.nn.Conv2d(3, 2, 4, padding="same"),
+        (2, 3, 6, 5),
+    ),
+    "Conv2dReflect": (
+        lambda: xnn.Conv2d(3, 2, 3, padding=1, padding_mode="reflect"),
+        lambda: torch.nn.Conv2d(3, 2, 3, padding=1, padding_mode="reflect"),
+        (2, 3, 5, 5),
+    ),
+    "Conv2dCircular": (
+        lambda: xnn.Conv2d(3, 2, 3, stride=2, padding=2, padding_mode="circular"),
+        lambda: torch.nn.Conv2d(3, 2, 3, stride=2, padding=2, padding_mode="circular"),
+        (2, 3, 5, 6),
+    ),
+    "Conv2dUnbatched": (
+        lambda: xnn.Conv2d(3, 2, 3, padding=1),
+        lambda: torch.nn.Conv2d(3, 2, 3, padding=1),
+        (3, 5, 5),
+    ),
     "MaxPool2d": (lambda: xnn.MaxPool2d(2), lambda: torch.nn.MaxPool2d(2), (2, 3, 6, 6)),
+    "MaxPool2dPadded": (  # -inf padding: a padded cell never wins
+        lambda: xnn.MaxPool2d(3, stride=2, padding=1),
+        lambda: torch.nn.MaxPool2d(3, stride=2, padding=1),
+        (2, 3, 7, 8),
+    ),
+    "MaxPool2dRectangular": (
+        lambda: xnn.MaxPool2d((2, 3), stride=1, padding=(1, 0)),
+        lambda: torch.nn.MaxPool2d((2, 3), stride=1, padding=(1, 0)),
+        (2, 3, 5, 6),
+    ),
     "MaxPool2dUntiled": (
         lambda: xnn.MaxPool2d(3, stride=2),
         lambda: torch.nn.MaxPool2d(3, stride=2),
@@ -188,6 +223,11 @@ MODULES = {
     "ReLU": (xnn.ReLU, torch.nn.ReLU, (4, 5)),
     "Flatten": (xnn.Flatten, torch.nn.Flatten, (2, 3, 4)),
     "LayerNorm": (lambda: xnn.LayerNorm(5), lambda: torch.nn.LayerNorm(5), (2, 3, 5)),
+    "LayerNorm2d": (  # over the last two axes
+        lambda: xnn.LayerNorm((3, 5), bias=False),
+        lambda: torch.nn.LayerNorm((3, 5), bias=False),
+        (2, 3, 5),
+    ),
     "GroupNorm": (
         lambda: xnn.GroupNorm(2, 4),
         lambda: torch.nn.GroupNorm(2, 4),
@@ -213,6 +253,7 @@ def _randomize(module):
 
 @pytest.mark.parametrize("name", sorted(MODULES))
 @pytest.mark.parametrize("mode", ["train", "eval"])
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning")  # torch's
 def test_module_matches_torch_nn(name, mode):
     make_ours, make_theirs, shape = MODULES[name]
     ours, theirs = _pair(make_ours, make_theirs)
@@ -289,12 +330,14 @@ def test_dropout_module_torch_convention():
 
 
 def test_bad_constructor_arguments():
-    with pytest.raises(ValueError, match="kernel_size"):
-        xnn.Conv2d(3, 4, (3, 5))
-    with pytest.raises(ValueError, match="normalized_shape"):
-        xnn.LayerNorm((3, 4))
+    # what xpnn's layers cannot compute (more in test_torch_nn_dropin.py) ...
+    with pytest.raises(ValueError, match="stride"):
+        xnn.Conv2d(3, 4, (3, 5), stride=(1, 2))
+    # ... and torch.nn's own checks, from torch.nn's constructors
     with pytest.raises(ValueError, match="dropout probability"):
         xnn.Dropout(1.5)
+    with pytest.raises(ValueError, match="divisible by num_groups"):
+        xnn.GroupNorm(3, 4)
 
 
 # --------------------------------------------------------------------------- a whole network
@@ -312,25 +355,8 @@ def _three_layer_convnet(nn, c=3, f1=6, f2=4, classes=10, hw=8):
     )
 
 
-class _TorchNamespace:
-    """torch.nn plus Sequential, spelled like xpnn.torch.nn for the builder above."""
-
-    def __getattr__(self, name):
-        return getattr(torch.nn, name)
-
-
-class _XpnnNamespace:
-    Sequential = torch.nn.Sequential
-
-    def __getattr__(self, name):
-        return getattr(xnn, name)
-
-
 def test_three_layer_convnet_matches_torch_and_trains():
-    ours, theirs = _pair(
-        lambda: _three_layer_convnet(_XpnnNamespace()),
-        lambda: _three_layer_convnet(_TorchNamespace()),
-    )
+    ours, theirs = _pair(lambda: _three_layer_convnet(xnn), lambda: _three_layer_convnet(torch.nn))
     for a, b in zip(ours.state_dict().values(), theirs.state_dict().values(), strict=True):
         assert torch.equal(a, b)
     x = _t(4, 3, 8, 8, seed=5, dtype=torch.float32, grad=False)

@@ -4,9 +4,9 @@ Each builder takes the namespace of layers as its ``nn`` argument: :mod:`xpnn.to
 (the default: xpnn's forward and hand-written backward passes) or :mod:`torch.nn`
 (PyTorch's own). The same call with either gives the same architecture with the same
 parameter names and shapes, and, after the same ``torch.manual_seed``, the same initial
-weights (:mod:`xpnn.torch.nn` makes ``torch.nn``'s initialisation calls in the same
-order), so a ``state_dict`` of one loads into the other and both compute the same
-function. The container is always ``torch.nn.Sequential``.
+weights (:mod:`xpnn.torch.nn`'s layers are built by ``torch.nn``'s own constructors),
+so a ``state_dict`` of one loads into the other and both compute the same function. The
+container is always ``torch.nn.Sequential``.
 """
 
 from __future__ import annotations

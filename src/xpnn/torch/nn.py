@@ -1,11 +1,22 @@
-"""``torch.nn`` modules computed by xpnn's layers.
+"""A drop-in for ``torch.nn`` whose layers compute with xpnn's forward and backward passes.
 
-Each module has ``torch.nn``'s constructor arguments (those listed), parameter and buffer
-names, shapes, initialisation and conventions, so ``load_state_dict`` works both ways
-between a ``torch.nn`` model and its xpnn twin and both compute the same function. The
-forward and backward passes are xpnn's (through :mod:`xpnn.torch.functional`).
+``import xpnn.torch.nn as nn`` in place of ``import torch.nn as nn`` ports model-building
+code (the CS231n PyTorch notebook's ``nn.Module`` and ``nn.Sequential`` cells) unchanged.
 
-Conventions are ``torch.nn``'s here, converted to xpnn's where they differ:
+Each layer here is a subclass of the ``torch.nn`` layer of the same name (``Linear`` of
+``torch.nn.Linear``, ...), built by that class's own constructor: the same arguments and
+defaults, parameter and buffer names, shapes, initialisation (``reset_parameters``),
+``state_dict`` and ``load_state_dict`` (both ways between a ``torch.nn`` model and its xpnn
+twin), ``repr``, and ``isinstance(layer, torch.nn.Linear)``. Only ``forward`` is xpnn's: it
+calls :mod:`xpnn.torch.functional`, so autograd runs xpnn's hand-written backward passes.
+
+The other names a notebook takes from ``torch.nn`` are ``torch.nn``'s own objects,
+re-exported: ``Module``, ``Sequential``, ``Parameter``, ``Flatten`` (a reshape, no xpnn
+layer), ``init`` and ``functional`` (``torch.nn.functional``, torch's conventions; xpnn's
+layers as functions are :mod:`xpnn.torch.functional`). Any other ``torch.nn`` layer is not
+here: take it from ``torch.nn``.
+
+Conventions are ``torch.nn``'s, converted to xpnn's where they differ:
 
 * :class:`Dropout`'s ``p`` is the probability of DROPPING a unit (xpnn keeps with ``1 - p``).
 * :class:`BatchNorm1d`/:class:`BatchNorm2d`: ``running = (1 - momentum) * running +
@@ -13,7 +24,16 @@ Conventions are ``torch.nn``'s here, converted to xpnn's where they differ:
   the UNBIASED batch variance while the output is normalized with the biased one, as in
   ``torch.nn``. xpnn computes the batch statistics; the module updates the buffers.
 * :class:`Conv2d` and :class:`MaxPool2d` drop the bottom rows and right columns that no
-  window reaches, as ``torch.nn`` does (xpnn itself requires exact tiling).
+  window reaches, as ``torch.nn`` does (xpnn itself requires exact tiling). Padding that
+  xpnn's layers do not do themselves (uneven, ``padding='same'`` with an even kernel,
+  ``padding_mode`` other than ``'zeros'``, max-pool padding with ``-inf``) is done by
+  ``torch.nn.functional.pad`` before xpnn's layer, as ``torch.nn.Conv2d`` does for its
+  padding modes.
+* Options xpnn's layers cannot compute raise a ``ValueError`` naming the argument when the
+  layer is built: ``dilation`` other than 1, ``groups`` other than 1, a stride that differs
+  between height and width, and ``MaxPool2d``'s ``return_indices=True`` and
+  ``ceil_mode=True``. ``ReLU(inplace=True)`` and ``Dropout(inplace=True)`` compute out of
+  place (xpnn never writes into its input).
 """
 
 from __future__ import annotations
@@ -23,9 +43,9 @@ import operator
 from typing import Any
 
 import torch
-from torch import nn
+from torch.nn import Flatten, Module, Parameter, Sequential, functional, init
 
-from . import functional as F
+from . import functional as XF
 
 __all__ = [
     "BatchNorm1d",
@@ -37,33 +57,46 @@ __all__ = [
     "LayerNorm",
     "Linear",
     "MaxPool2d",
+    "Module",
+    "Parameter",
     "ReLU",
+    "Sequential",
+    "functional",
+    "init",
 ]
 
 
-def _square(value: Any, name: str) -> int:
-    """An int, or a tuple of two equal ints, as one int (xpnn's windows are square)."""
+def _pair(value: Any, name: str) -> tuple[int, int]:
+    """An int, or a sequence of two ints, as ``(height, width)``."""
     if isinstance(value, (tuple, list)):
-        if len(value) != 2 or value[0] != value[1]:
-            raise ValueError(f"{name} must be an int or a square pair (k, k); got {value!r}")
-        value = value[0]
-    return operator.index(value)
+        if len(value) != 2:
+            raise ValueError(f"{name} must be an int or a pair (h, w); got {value!r}")
+        return operator.index(value[0]), operator.index(value[1])
+    value = operator.index(value)
+    return value, value
 
 
-def _reset_like_linear(weight: torch.Tensor, bias: torch.Tensor | None) -> None:
-    """``torch.nn.Linear``/``Conv2d``'s ``reset_parameters``."""
-    nn.init.kaiming_uniform_(weight, a=math.sqrt(5))
-    if bias is not None:
-        fan_in, _ = nn.init._calculate_fan_in_and_fan_out(weight)
-        bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
-        nn.init.uniform_(bias, -bound, bound)
+def _one(value: Any, name: str, why: str) -> int:
+    """An int, or a pair of two equal ints, as one int; else a ValueError saying ``why``."""
+    h, w = _pair(value, name)
+    if h != w:
+        raise ValueError(f"{name} must be the same for height and width ({why}); got {value!r}")
+    return h
 
 
-def _crop_to_windows(x: torch.Tensor, window: int, stride: int) -> torch.Tensor:
+def _require(ok: bool, name: str, value: Any, expected: str, layer: str) -> None:
+    if not ok:
+        raise ValueError(
+            f"xpnn.torch.nn.{layer} supports {name}={expected} only (xpnn's layer has no "
+            f"other); got {name}={value!r}. Use torch.nn.{layer} for this layer."
+        )
+
+
+def _crop_to_windows(x: torch.Tensor, kernel: tuple[int, int], stride: int) -> torch.Tensor:
     """Drop the trailing rows/columns of (..., H, W) that no window reaches."""
     h, w = x.shape[-2], x.shape[-1]
-    hh = window + stride * ((h - window) // stride) if h >= window else h
-    ww = window + stride * ((w - window) // stride) if w >= window else w
+    hh = kernel[0] + stride * ((h - kernel[0]) // stride) if h >= kernel[0] else h
+    ww = kernel[1] + stride * ((w - kernel[1]) // stride) if w >= kernel[1] else w
     return x if (hh, ww) == (h, w) else x[..., :hh, :ww]
 
 
@@ -71,47 +104,38 @@ def _batched(x: torch.Tensor, ndim: int) -> tuple[torch.Tensor, bool]:
     return (x.unsqueeze(0), True) if x.ndim == ndim - 1 else (x, False)
 
 
-class Linear(nn.Module):
-    """``y = x @ weight.T + bias`` over the last axis, like ``torch.nn.Linear``.
+class Linear(torch.nn.Linear):
+    """``torch.nn.Linear`` computed by xpnn's affine layer.
 
     ``weight`` is (out_features, in_features), ``torch.nn``'s layout; xpnn's affine gets
-    ``weight.T``.
+    ``weight.T``. Inputs of any shape ``(*, in_features)`` are viewed as
+    ``(N, in_features)``.
     """
 
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        bias: bool = True,
-        device: Any = None,
-        dtype: Any = None,
-    ) -> None:
-        super().__init__()
-        kw = {"device": device, "dtype": dtype}
-        self.in_features = in_features
-        self.out_features = out_features
-        self.weight = nn.Parameter(torch.empty((out_features, in_features), **kw))
-        self.bias = nn.Parameter(torch.empty(out_features, **kw)) if bias else None
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        _reset_like_linear(self.weight, self.bias)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        lead = x.shape[:-1]
-        out = F.affine(x.reshape(-1, self.in_features), self.weight.T, self.bias)
-        return out.reshape(*lead, self.out_features)
-
-    def extra_repr(self) -> str:
-        return (
-            f"in_features={self.in_features}, out_features={self.out_features}, "
-            f"bias={self.bias is not None}"
-        )
+        """``x @ weight.T + bias`` over the last axis (xpnn's ``affine_forward``)."""
+        out = XF.affine(x.reshape(-1, self.in_features), self.weight.T, self.bias)
+        return out if x.ndim == 2 else out.reshape(*x.shape[:-1], self.out_features)
 
 
-class Conv2d(nn.Module):
-    """2-d convolution with zero padding, like ``torch.nn.Conv2d`` (square kernel, stride
-    and padding; no dilation or groups)."""
+def _same_padding(kernel: int) -> tuple[int, int]:
+    """``padding='same'`` (stride 1): ``kernel - 1`` in all, the odd one after, as torch."""
+    return (kernel - 1) // 2, kernel // 2
+
+
+class Conv2d(torch.nn.Conv2d):
+    """``torch.nn.Conv2d`` computed by xpnn's convolution (``conv_forward_fast``).
+
+    Every argument of ``torch.nn.Conv2d`` is accepted; kernels may be rectangular and
+    ``padding`` an int, a pair, ``'valid'`` or ``'same'``, with any ``padding_mode``.
+
+    Raises
+    ------
+    ValueError
+        ``dilation`` other than 1, ``groups`` other than 1, or a ``stride`` that differs
+        between height and width: xpnn's convolution has one stride and no dilation or
+        groups.
+    """
 
     def __init__(
         self,
@@ -119,187 +143,156 @@ class Conv2d(nn.Module):
         out_channels: int,
         kernel_size: int | tuple[int, int],
         stride: int | tuple[int, int] = 1,
-        padding: int | tuple[int, int] = 0,
+        padding: str | int | tuple[int, int] = 0,
+        dilation: int | tuple[int, int] = 1,
+        groups: int = 1,
         bias: bool = True,
+        padding_mode: str = "zeros",
         device: Any = None,
         dtype: Any = None,
     ) -> None:
-        super().__init__()
-        kw = {"device": device, "dtype": dtype}
-        k = _square(kernel_size, "kernel_size")
-        s = _square(stride, "stride")
-        p = _square(padding, "padding")
-        self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size, self.stride, self.padding = (k, k), (s, s), (p, p)
-        self.weight = nn.Parameter(torch.empty((out_channels, in_channels, k, k), **kw))
-        self.bias = nn.Parameter(torch.empty(out_channels, **kw)) if bias else None
-        self.reset_parameters()
+        _require(_pair(dilation, "dilation") == (1, 1), "dilation", dilation, "1", "Conv2d")
+        _require(groups == 1, "groups", groups, "1", "Conv2d")
+        _one(stride, "stride", "xpnn's convolution has one stride")
+        super().__init__(
+            in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+            padding_mode, device, dtype,
+        )  # fmt: skip
 
-    def reset_parameters(self) -> None:
-        _reset_like_linear(self.weight, self.bias)
+    def _pads(self) -> tuple[int, int, int, int]:
+        """(left, right, top, bottom), ``torch.nn.functional.pad``'s order."""
+        kh, kw = self.kernel_size
+        if self.padding == "same":
+            return (*_same_padding(kw), *_same_padding(kh))
+        if self.padding == "valid":
+            return (0, 0, 0, 0)
+        ph, pw = _pair(self.padding, "padding")
+        return (pw, pw, ph, ph)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The convolution of ``(N, C, H, W)`` or ``(C, H, W)``, as ``torch.nn.Conv2d``."""
         x, unbatched = _batched(x, 4)
-        k, s, p = self.kernel_size[0], self.stride[0], self.padding[0]
-        h, w = x.shape[-2] + 2 * p, x.shape[-1] + 2 * p
-        if h >= k and w >= k and ((h - k) % s or (w - k) % s):
-            # torch drops what no window reaches; xpnn wants exact tiling: pad here, crop
-            x = _crop_to_windows(torch.nn.functional.pad(x, (p, p, p, p)), k, s)
-            p = 0
-        out = F.conv(x, self.weight, self.bias, stride=s, pad=p)
+        stride = _one(self.stride, "stride", "xpnn's convolution has one stride")
+        pads = self._pads()
+        pad = pads[0]
+        h, w = x.shape[-2] + 2 * pad, x.shape[-1] + 2 * pad
+        kh, kw = self.kernel_size
+        untiled = h >= kh and w >= kw and ((h - kh) % stride or (w - kw) % stride)
+        if self.padding_mode != "zeros" or len(set(pads)) > 1 or untiled:
+            # torch pads (and drops what no window reaches); xpnn's conv pads evenly with
+            # zeros and wants exact tiling: pad and crop here, convolve without padding
+            mode = "constant" if self.padding_mode == "zeros" else self.padding_mode
+            x = _crop_to_windows(torch.nn.functional.pad(x, pads, mode=mode), (kh, kw), stride)
+            pad = 0
+        out = XF.conv(x, self.weight, self.bias, stride=stride, pad=pad)
         return out.squeeze(0) if unbatched else out
 
-    def extra_repr(self) -> str:
-        return (
-            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-            f"stride={self.stride}, padding={self.padding}, bias={self.bias is not None}"
-        )
 
+class MaxPool2d(torch.nn.MaxPool2d):
+    """``torch.nn.MaxPool2d`` computed by xpnn's max pooling (``max_pool_forward_fast``).
 
-class MaxPool2d(nn.Module):
-    """Max pooling without padding, like ``torch.nn.MaxPool2d`` (square windows;
-    ``stride`` defaults to ``kernel_size``)."""
+    Windows may be rectangular; ``stride`` defaults to ``kernel_size``; ``padding`` pads
+    with ``-inf`` (at most half the window, as torch requires).
+
+    Raises
+    ------
+    ValueError
+        ``dilation`` other than 1, ``return_indices=True``, ``ceil_mode=True``, a stride
+        that differs between height and width (also when it defaults to a rectangular
+        ``kernel_size``), or ``padding`` over half the window.
+    """
 
     def __init__(
-        self, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None
+        self,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] | None = None,
+        padding: int | tuple[int, int] = 0,
+        dilation: int | tuple[int, int] = 1,
+        return_indices: bool = False,
+        ceil_mode: bool = False,
     ) -> None:
-        super().__init__()
-        self.kernel_size = _square(kernel_size, "kernel_size")
-        self.stride = self.kernel_size if stride is None else _square(stride, "stride")
+        _require(_pair(dilation, "dilation") == (1, 1), "dilation", dilation, "1", "MaxPool2d")
+        _require(not return_indices, "return_indices", return_indices, "False", "MaxPool2d")
+        _require(not ceil_mode, "ceil_mode", ceil_mode, "False", "MaxPool2d")
+        _one(kernel_size if stride is None else stride, "stride",
+             "xpnn's pooling has one stride; it defaults to kernel_size")  # fmt: skip
+        window, pads = _pair(kernel_size, "kernel_size"), _pair(padding, "padding")
+        if any(2 * p > k for p, k in zip(pads, window, strict=True)):
+            raise ValueError(
+                f"padding must be at most half of kernel_size; got padding={padding!r}, "
+                f"kernel_size={kernel_size!r}"
+            )
+        super().__init__(kernel_size, stride, padding, dilation, return_indices, ceil_mode)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Max pooling of ``(N, C, H, W)`` or ``(C, H, W)``, as ``torch.nn.MaxPool2d``."""
         x, unbatched = _batched(x, 4)
-        k, s = self.kernel_size, self.stride
-        out = F.max_pool(_crop_to_windows(x, k, s), pool_height=k, pool_width=k, stride=s)
+        kh, kw = _pair(self.kernel_size, "kernel_size")
+        stride = _one(self.stride, "stride", "xpnn's pooling has one stride")
+        ph, pw = _pair(self.padding, "padding")
+        if ph or pw:
+            x = torch.nn.functional.pad(x, (pw, pw, ph, ph), value=-math.inf)
+        x = _crop_to_windows(x, (kh, kw), stride)
+        out = XF.max_pool(x, pool_height=kh, pool_width=kw, stride=stride)
         return out.squeeze(0) if unbatched else out
 
-    def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}"
 
-
-class ReLU(nn.Module):
-    """``max(x, 0)``, like ``torch.nn.ReLU``; ``inplace`` is accepted and ignored (xpnn
-    never writes into its input)."""
-
-    def __init__(self, inplace: bool = False) -> None:
-        super().__init__()
-        self.inplace = inplace
+class ReLU(torch.nn.ReLU):
+    """``torch.nn.ReLU`` computed by xpnn's ReLU; ``inplace=True`` computes out of place
+    (xpnn never writes into its input)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(x)
+        """``max(x, 0)`` (xpnn's ``relu_forward``)."""
+        return XF.relu(x)
 
 
-class Flatten(nn.Module):
-    """``torch.flatten(x, start_dim, end_dim)``, like ``torch.nn.Flatten``."""
+class Dropout(torch.nn.Dropout):
+    """``torch.nn.Dropout`` computed by xpnn's inverted dropout.
 
-    def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
-        super().__init__()
-        self.start_dim, self.end_dim = start_dim, end_dim
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.flatten(x, self.start_dim, self.end_dim)
-
-    def extra_repr(self) -> str:
-        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
-
-
-class Dropout(nn.Module):
-    """Inverted dropout like ``torch.nn.Dropout``: ``p`` is the probability of DROPPING
-    a unit (xpnn's dropout gets ``1 - p`` as its keep probability); identity in eval mode.
-    Masks come from torch's default generator."""
-
-    def __init__(self, p: float = 0.5, inplace: bool = False) -> None:
-        super().__init__()
-        if not 0 <= p <= 1:
-            raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
-        self.p = p
-        self.inplace = inplace
+    ``p`` is the probability of DROPPING a unit (xpnn's dropout gets ``1 - p`` as its keep
+    probability); identity in eval mode. Masks come from torch's default generator, drawn
+    as ``torch.rand(x.shape) < 1 - p`` (not the masks ``torch.nn.Dropout`` draws);
+    ``inplace=True`` computes out of place.
+    """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x * mask / (1 - p)`` in train mode, ``x`` itself in eval mode."""
         if not self.training or self.p == 0:
             return x
         if self.p == 1:  # keep probability 0: xpnn's dropout needs keep > 0
             return x * 0
-        return F.dropout(x, p=1 - self.p, train=True)
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}, inplace={self.inplace}"
+        return XF.dropout(x, p=1 - self.p, train=True)
 
 
-class _BatchNorm(nn.Module):
-    _ndims: tuple[int, ...] = ()
-
-    def __init__(
-        self,
-        num_features: int,
-        eps: float = 1e-5,
-        momentum: float | None = 0.1,
-        affine: bool = True,
-        track_running_stats: bool = True,
-        device: Any = None,
-        dtype: Any = None,
-    ) -> None:
-        super().__init__()
-        kw = {"device": device, "dtype": dtype}
-        self.num_features = num_features
-        self.eps = eps
-        self.momentum = momentum
-        self.affine = affine
-        self.track_running_stats = track_running_stats
-        if affine:
-            self.weight = nn.Parameter(torch.empty(num_features, **kw))
-            self.bias = nn.Parameter(torch.empty(num_features, **kw))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
-        if track_running_stats:
-            self.register_buffer("running_mean", torch.zeros(num_features, **kw))
-            self.register_buffer("running_var", torch.ones(num_features, **kw))
-            self.register_buffer(
-                "num_batches_tracked",
-                torch.tensor(0, dtype=torch.long, device=device),
-            )
-        else:
-            self.register_buffer("running_mean", None)
-            self.register_buffer("running_var", None)
-            self.register_buffer("num_batches_tracked", None)
-        self.reset_parameters()
-
-    def reset_running_stats(self) -> None:
-        if self.track_running_stats:
-            self.running_mean.zero_()
-            self.running_var.fill_(1)
-            self.num_batches_tracked.zero_()
-
-    def reset_parameters(self) -> None:
-        self.reset_running_stats()
-        if self.affine:
-            nn.init.ones_(self.weight)
-            nn.init.zeros_(self.bias)
+class _BatchNormForward:
+    """The forward pass of :class:`BatchNorm1d` and :class:`BatchNorm2d` (a mixin before
+    the ``torch.nn`` class, which provides the state and ``_check_input_dim``)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim not in self._ndims:
-            raise ValueError(
-                f"{type(self).__name__} expects a {' or '.join(map(str, self._ndims))}-d "
-                f"input; got {x.ndim}-d of shape {tuple(x.shape)}"
-            )
+        """Normalize per channel with batch statistics (train mode, or no running
+        averages) or the running averages, as ``torch.nn``'s batch norms."""
+        self._check_input_dim(x)
         shape = x.shape
         spatial = x.ndim != 2
         if spatial and x.ndim != 4:  # (N, C, L) as (N, C, L, 1)
             x = x.reshape(shape[0], shape[1], -1, 1)
-        fn = F.spatial_batchnorm if spatial else F.batchnorm
-        use_batch = self.training or self.running_mean is None
-        if not use_batch:
+        fn = XF.spatial_batchnorm if spatial else XF.batchnorm
+        if not (self.training or self.running_mean is None):
             out, _, _ = fn(
                 x, self.weight, self.bias, self.running_mean, self.running_var,
                 train=False, eps=self.eps,
             )  # fmt: skip
             return out.reshape(shape)
+        m = x.numel() // x.shape[1]
+        if m == 1:  # torch.nn.functional.batch_norm's own check and message
+            raise ValueError(
+                f"Expected more than 1 value per channel when training, got input size {shape}"
+            )
         # xpnn momentum 0 returns the batch mean and the biased batch variance themselves
         out, mean, var = fn(x, self.weight, self.bias, None, None, train=True, momentum=0.0,
                             eps=self.eps)  # fmt: skip
         if self.training and self.track_running_stats:
-            self._update_running_stats(mean, var, x.numel() // x.shape[1])
+            self._update_running_stats(mean, var, m)
         return out.reshape(shape)
 
     @torch.no_grad()
@@ -309,115 +302,47 @@ class _BatchNorm(nn.Module):
             factor = 1.0 / float(self.num_batches_tracked)
         else:
             factor = self.momentum
-        unbiased = var * (m / (m - 1)) if m > 1 else var * float("nan")
+        unbiased = var * (m / (m - 1))
         self.running_mean.mul_(1 - factor).add_(factor * mean.to(self.running_mean.dtype))
         self.running_var.mul_(1 - factor).add_(factor * unbiased.to(self.running_var.dtype))
 
-    def extra_repr(self) -> str:
-        return (
-            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-            f"affine={self.affine}, track_running_stats={self.track_running_stats}"
-        )
+
+class BatchNorm1d(_BatchNormForward, torch.nn.BatchNorm1d):
+    """``torch.nn.BatchNorm1d`` of (N, C) or (N, C, L), computed by xpnn's batch norm."""
 
 
-class BatchNorm1d(_BatchNorm):
-    """Batch normalization of (N, C) or (N, C, L), like ``torch.nn.BatchNorm1d``."""
-
-    _ndims = (2, 3)
-
-
-class BatchNorm2d(_BatchNorm):
-    """Batch normalization of (N, C, H, W) per channel, like ``torch.nn.BatchNorm2d``."""
-
-    _ndims = (4,)
+class BatchNorm2d(_BatchNormForward, torch.nn.BatchNorm2d):
+    """``torch.nn.BatchNorm2d`` of (N, C, H, W) per channel, computed by xpnn's spatial
+    batch norm."""
 
 
-class LayerNorm(nn.Module):
-    """Layer normalization over the last axis, like ``torch.nn.LayerNorm`` with
-    ``normalized_shape`` the size of the last axis (an int or a 1-tuple)."""
+class LayerNorm(torch.nn.LayerNorm):
+    """``torch.nn.LayerNorm`` computed by xpnn's layer norm.
 
-    def __init__(
-        self,
-        normalized_shape: int | tuple[int],
-        eps: float = 1e-5,
-        elementwise_affine: bool = True,
-        bias: bool = True,
-        device: Any = None,
-        dtype: Any = None,
-    ) -> None:
-        super().__init__()
-        kw = {"device": device, "dtype": dtype}
-        shape = (
-            tuple(normalized_shape)
-            if isinstance(normalized_shape, (tuple, list, torch.Size))
-            else (normalized_shape,)
-        )
-        if len(shape) != 1:
+    The trailing axes given by ``normalized_shape`` are viewed as one axis of their
+    product's size (and ``weight``/``bias`` as vectors), which xpnn's layer norm normalizes.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalize over the trailing ``normalized_shape`` axes of ``x``."""
+        k = len(self.normalized_shape)
+        if x.ndim < k or tuple(x.shape[x.ndim - k :]) != self.normalized_shape:
             raise ValueError(
-                "xpnn's LayerNorm normalizes over the last axis only: normalized_shape "
-                f"must be an int or a 1-tuple; got {normalized_shape!r}"
+                f"LayerNorm with normalized_shape={self.normalized_shape} expects an input "
+                f"of shape (*, {', '.join(map(str, self.normalized_shape))}); "
+                f"got {tuple(x.shape)}"
             )
-        self.normalized_shape = (operator.index(shape[0]),)
-        self.eps = eps
-        self.elementwise_affine = elementwise_affine
-        if elementwise_affine:
-            self.weight = nn.Parameter(torch.empty(self.normalized_shape, **kw))
-            self.bias = nn.Parameter(torch.empty(self.normalized_shape, **kw)) if bias else None
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
-        self.reset_parameters()
+        d = math.prod(self.normalized_shape)
+        weight = None if self.weight is None else self.weight.reshape(d)
+        bias = None if self.bias is None else self.bias.reshape(d)
+        out = XF.layernorm(x.reshape(-1, d), weight, bias, eps=self.eps)
+        return out.reshape(x.shape)
 
-    def reset_parameters(self) -> None:
-        if self.weight is not None:
-            nn.init.ones_(self.weight)
-        if self.bias is not None:
-            nn.init.zeros_(self.bias)
+
+class GroupNorm(torch.nn.GroupNorm):
+    """``torch.nn.GroupNorm`` of ``(N, C, *)`` in contiguous channel groups, computed by
+    xpnn's group norm."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.layernorm(x, self.weight, self.bias, eps=self.eps)
-
-    def extra_repr(self) -> str:
-        return (
-            f"{self.normalized_shape}, eps={self.eps}, "
-            f"elementwise_affine={self.elementwise_affine}"
-        )
-
-
-class GroupNorm(nn.Module):
-    """Group normalization of ``(N, C, *)`` in contiguous channel groups, like
-    ``torch.nn.GroupNorm``."""
-
-    def __init__(
-        self,
-        num_groups: int,
-        num_channels: int,
-        eps: float = 1e-5,
-        affine: bool = True,
-        device: Any = None,
-        dtype: Any = None,
-    ) -> None:
-        super().__init__()
-        if num_channels % num_groups:
-            raise ValueError("num_channels must be divisible by num_groups")
-        kw = {"device": device, "dtype": dtype}
-        self.num_groups, self.num_channels = num_groups, num_channels
-        self.eps, self.affine = eps, affine
-        if affine:
-            self.weight = nn.Parameter(torch.empty(num_channels, **kw))
-            self.bias = nn.Parameter(torch.empty(num_channels, **kw))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        if self.affine:
-            nn.init.ones_(self.weight)
-            nn.init.zeros_(self.bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.groupnorm(x, self.weight, self.bias, groups=self.num_groups, eps=self.eps)
-
-    def extra_repr(self) -> str:
-        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
+        """Normalize each of ``num_groups`` channel groups of each sample."""
+        return XF.groupnorm(x, self.weight, self.bias, groups=self.num_groups, eps=self.eps)
