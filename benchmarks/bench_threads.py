@@ -62,7 +62,8 @@ def train_seconds(extra: list[str], threads: str) -> float:
         out = Path(tmp) / "m.json"
         command = [sys.executable, "-m", "xpnn", "train", "--quiet", "--threads", threads,
                    "--metrics-out", str(out), *extra]  # fmt: skip
-        subprocess.run(command, check=True, env=dict(os.environ, XPNN_DATA_DIR=tmp))
+        subprocess.run(command, check=True, capture_output=True,
+                       env=dict(os.environ, XPNN_DATA_DIR=tmp))  # fmt: skip
         return json.loads(out.read_text())["seconds"]
 
 

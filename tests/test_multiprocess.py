@@ -264,8 +264,13 @@ def test_sigterm_stops_a_process_of_a_run_at_once_with_one_line(tmp_path, stuck_
             time.sleep(1.0)
         target.send_signal(signal.SIGTERM)
         assert target.wait(timeout=10) == 128 + signal.SIGTERM, _logs(launched)
-        assert target_err.read_text().strip().splitlines()[-1] == (
-            f"xpnn train: terminated (process {index})"
-        )
+        last = target_err.read_text().strip().splitlines()[-1]
+        assert last.startswith(f"xpnn train: terminated (process {index})"), last
+        if index == 0:  # process 0 writes the checkpoints, and says how to resume
+            assert " the last checkpoint is " in last and last.endswith(
+                " added to its arguments"
+            ), last
+        else:
+            assert last == f"xpnn train: terminated (process {index})"
     finally:
         _end(launched)

@@ -358,6 +358,11 @@ def _where_to_resume(args: argparse.Namespace, settings: dict[str, Any], solver:
     checkpoint = solver.last_checkpoint
     if checkpoint is None:
         return f"{at}; no checkpoint was written (--checkpoint-dir DIR keeps one per epoch)"
+    if args.coordinator is not None:
+        return (
+            f"{at}; the last checkpoint is {checkpoint}; continue by starting every process "
+            f"again with --resume {shlex.quote(str(checkpoint))} added to its arguments"
+        )
     command = ["xpnn", "train", "--resume", str(checkpoint)]
     if args.epochs is not None:
         command += ["--epochs", str(args.epochs)]
