@@ -1,6 +1,6 @@
 """The import graph of ``src/xpnn``: no cycle, and imports flow one way.
 
-backend (``_config``, ``_install``, ``_io``, ``_download`` -> ``_backend`` -> ``random``,
+backend (``_config``, ``_install``, ``_io``, ``_params``, ``_download`` -> ``_backend`` -> ``random``,
 ``data``) -> numerics (``gradient_check``) -> ``layers`` and ``optim`` -> ``layer_utils``
 -> ``classifiers`` and ``solver`` -> ``gradcheck`` and the ``jax`` and ``torch`` bridges ->
 ``cs231n`` (re-exports) -> the package API (``xpnn/__init__``) -> ``cli``. Imports inside
@@ -24,6 +24,7 @@ RANKS = [
     ("xpnn._config", 0),
     ("xpnn._install", 0),
     ("xpnn._io", 0),
+    ("xpnn._params", 0),  # checks of plain Python parameters above the layers
     ("xpnn._loop", 0),  # the training loop shared by the Solver and the torch Trainer
     ("xpnn._download", 0),
     ("xpnn._backend", 1),

@@ -118,3 +118,31 @@ def test_namespace_of_backend_arrays(bk):
     assert array_namespace(bk.asarray([1.0])) is array_api_compat.array_namespace(
         bk.asarray([1.0])
     )
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 4), (5,), (1, 1), ()])
+def test_stack_scalars_fills_the_shape_in_c_order_with_short_stacks(bk, shape, monkeypatch):
+    """The naive layers and the gradient checkers build their outputs with it: each stack
+    joins at most the longest axis's count of arrays (one long stack is superlinear on JAX)."""
+    import math
+
+    from xpnn._backend import stack_scalars
+
+    expected = np.arange(math.prod(shape), dtype=np.float64).reshape(shape)
+    values = [bk.asarray(v) for v in expected.reshape(-1)]
+    arities = []
+
+    class Spy:
+        def __getattr__(self, name):
+            return getattr(bk.xp, name)
+
+        def stack(self, arrays, *args, **kwargs):
+            arities.append(len(arrays))
+            return bk.xp.stack(arrays, *args, **kwargs)
+
+    out = stack_scalars(Spy(), values, shape)
+    assert tuple(out.shape) == shape
+    np.testing.assert_array_equal(xpnn.to_numpy(out), expected)
+    assert max(arities, default=1) <= max(shape, default=1)
+    with pytest.raises(ValueError, match="cannot fill"):
+        stack_scalars(bk.xp, values[:-1] if values else [], shape if shape else (2,))

@@ -89,3 +89,24 @@ def test_gradcheck_names_a_module_it_cannot_import(capsys):
 def test_gradcheck_points_to_the_criterion(bk, capsys):
     main(["gradcheck", "--backend", bk.name, "-k", "relu_forward"])
     assert "how it is judged: " in capsys.readouterr().out
+
+
+def test_gradcheck_fits_100_columns(capsys, monkeypatch):
+    """Every case of the table (the longest inputs wrap in their column), and a failure."""
+    monkeypatch.setenv("COLUMNS", "100")
+    assert main(["gradcheck", "--backend", "numpy"]) == 0
+    out = capsys.readouterr().out
+    assert max(map(len, out.splitlines())) <= 100
+    assert "conv_forward_fast" in out and "conv(stride=2,pad=1)" in out
+
+    def broken_backward(dout, cache):
+        dx, dw, db = affine_backward(dout, cache)
+        return dx, dw, db * 2
+
+    name = "a_layer_with_a_long_name_to_wrap"
+    broken = GradCase(name, affine_forward, broken_backward,
+                      inputs={"x": (2, 3), "w": (3, 2), "b": (2,)})  # fmt: skip
+    monkeypatch.setattr(registry, "_REGISTERED", [broken])
+    assert main(["gradcheck", "--backend", "numpy"]) == 1
+    out = capsys.readouterr().out
+    assert max(map(len, out.splitlines())) <= 100 and "FAIL" in out

@@ -23,7 +23,6 @@ the result with :func:`xpnn.to_backend`.
 
 from __future__ import annotations
 
-import operator
 import os
 import pickle
 import shlex
@@ -34,6 +33,7 @@ import numpy as np
 
 from . import _download
 from ._backend import get_backend, to_backend
+from ._params import count as _count
 
 __all__ = [
     "CIFAR10_MD5",
@@ -409,18 +409,6 @@ def load_CIFAR10(
     """
     x_train, y_train, x_test, y_test = _read_cifar10(root)
     return _nhwc_float(x_train), y_train, _nhwc_float(x_test), y_test
-
-
-def _count(name: str, value: Any, *, minimum: int = 0, why: str = "") -> int:
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be an integer; got {value!r}")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an integer; got {value!r}") from None
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}{why}; got {value}")
-    return value
 
 
 def _finish(data: dict[str, np.ndarray], subtract_mean: bool, backend: str | None) -> dict:

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import math
 import numbers
-import operator
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from ._backend import backend_name, to_numpy
+from ._params import count
 
 __all__ = ["vis_grid", "vis_nn", "visualize_grid"]
 
@@ -62,7 +62,7 @@ def visualize_grid(Xs: Any, ubound: float = 255.0, padding: int = 1) -> np.ndarr
     """
     images = _image_stack(Xs, "Xs", ndim=4, layout="(N, H, W, C)").astype(np.float64)
     ubound = _finite_real("ubound", ubound)
-    padding = _non_negative_int("padding", padding)
+    padding = count("padding", padding)
     low = images.min(axis=(1, 2, 3), keepdims=True)
     span = images.max(axis=(1, 2, 3), keepdims=True) - low
     # A constant image has span 0 and image - low == 0: it comes out as zeros.
@@ -223,18 +223,6 @@ def _row_images(row: Any, y: int) -> list[np.ndarray]:
     if not images:
         raise ValueError(f"rows[{y}] holds no images")
     return images
-
-
-def _non_negative_int(name: str, value: Any) -> int:
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be an integer; got {value!r}")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an integer; got {value!r}") from None
-    if value < 0:
-        raise ValueError(f"{name} must be at least 0; got {value}")
-    return value
 
 
 def _finite_real(name: str, value: Any) -> float:
