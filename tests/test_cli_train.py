@@ -402,7 +402,7 @@ def test_a_checkpoint_resumes_only_on_device_counts_that_split_its_batch(tmp_pat
         "--devices one of 1, 2"
     )
     assert main([*resume, "--devices", "2"]) == 0
-    assert "(jax, 2 devices): 2 epochs" in capsys.readouterr().out
+    assert "(jax, 2 devices): epoch 2 of 2 (resumed) in " in capsys.readouterr().out
 
 
 # --------------------------------------------------------------------------- --device

@@ -145,12 +145,13 @@ class _ChangeWatch:
 
 def _warn_ignored(x: Any, caller: str) -> None:
     warnings.warn(
-        f"{caller}: f returned the same value for every perturbation of x. x is immutable "
+        f"{caller}: f returned the same value for every perturbation of x, so the numerical "
+        f"gradient is all zeros. If f should depend on x: x is immutable "
         f"({type(x).__module__}.{type(x).__name__}), so f is called with a perturbed copy "
         "and must use it; an f that reads the parameter elsewhere, like the assignment's "
-        "`f = lambda _: model.loss(X, y)[0]`, sees no change and the gradient comes out as "
-        "zeros. Install the value f receives first (`def f(W): model.params['W1'] = W; "
-        "return model.loss(X, y)[0]`), see docs/porting.md, 'Gradient checks on JAX'",
+        "`f = lambda _: model.loss(X, y)[0]`, sees no change. Install the value f receives "
+        "first (`def f(W): model.params['W1'] = W; return model.loss(X, y)[0]`), see "
+        "docs/porting.md, 'Gradient checks on JAX'",
         PerturbationIgnoredWarning,
         stacklevel=4,
     )
