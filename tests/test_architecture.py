@@ -1,9 +1,10 @@
 """The import graph of ``src/xpnn``: no cycle, and imports flow one way.
 
-backend (``_config``, ``_install``, ``_io``, ``_params``, ``_download`` -> ``_backend`` -> ``random``,
-``data``) -> numerics (``gradient_check``) -> ``layers`` and ``optim`` -> ``layer_utils``
--> ``classifiers`` and ``solver`` -> ``gradcheck`` and the ``jax`` and ``torch`` bridges ->
-``cs231n`` (re-exports) -> the package API (``xpnn/__init__``) -> ``cli``. Imports inside
+backend (``_config``, ``_install``, ``_io``, ``_params``, ``_download`` -> ``_backend`` ->
+``random``, ``data``) -> numerics (``gradient_check``) -> ``layers`` and ``optim`` ->
+``layer_utils`` -> ``classifiers`` and ``solver`` -> ``gradcheck`` and the ``jax`` and
+``torch`` bridges -> ``cs231n`` (re-exports) -> the package API (``xpnn/__init__``) ->
+``cli``. Imports inside
 functions count too: a cycle held together by a deferred import is still a cycle.
 """
 

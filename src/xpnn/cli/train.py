@@ -228,9 +228,9 @@ def _train(args: argparse.Namespace) -> int:
 
         torch_device = train_torch.check_args(args, settings)
     distributed = _check_parallel_args(args, settings)
+    _check_outputs(args)
     if args.plot is not None:
         _require_matplotlib()
-    _check_outputs(args)
     device = None
     if settings["framework"] == "xpnn":
         _require_backend(args.backend)
