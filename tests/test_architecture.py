@@ -4,8 +4,8 @@ backend (``_config``, ``_install``, ``_io``, ``_params``, ``_download`` -> ``_ba
 ``random``, ``data``) -> numerics (``gradient_check``) -> ``layers`` and ``optim`` ->
 ``layer_utils`` -> ``classifiers`` and ``solver`` -> ``gradcheck`` and the ``jax`` and
 ``torch`` bridges -> ``cs231n`` (re-exports) -> the package API (``xpnn/__init__``) ->
-``cli``. Imports inside
-functions count too: a cycle held together by a deferred import is still a cycle.
+``cli``. Imports inside functions count too: a cycle held together by a deferred import is
+still a cycle.
 """
 
 from __future__ import annotations
