@@ -257,9 +257,7 @@ def stack_scalars(xp: ModuleType, values: list[Any], shape: tuple[int, ...]) -> 
     level = list(values)
     for size in reversed(shape):
         level = [xp.stack(level[k : k + size]) for k in range(0, len(level), size)]
-    if not shape:
-        return level[0]
-    (stacked,) = level
+    (stacked,) = level  # for shape (): the one value itself
     return stacked
 
 

@@ -16,14 +16,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+__all__ = ["TrainingLoop", "checkpoint_path"]
+
 
 def checkpoint_path(prefix: str | Path, epoch: int, suffix: str) -> Path:
     """``{prefix}_epoch_{epoch}{suffix}``, the epoch zero-padded to 3 digits so that a
     directory listing sorts the checkpoints in training order."""
     return Path(f"{prefix}_epoch_{epoch:03d}{suffix}")
-
-
-__all__ = ["TrainingLoop"]
 
 
 class TrainingLoop:

@@ -164,8 +164,8 @@ def add_parser(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``xpnn train``; returns the exit status."""
-    status = _run(args)
-    if status and _signal_pipe and not _refused_by_every_process:
+    status, alone = _run(args)
+    if status and alone and _signal_pipe:
         # A process of a multi-process run that fails on its own: a normal exit would wait
         # in jax.distributed.shutdown for the others, which wait for it in a collective.
         # (A refusal that every process reaches alike exits normally instead: the shutdown
@@ -176,24 +176,21 @@ def run(args: argparse.Namespace) -> int:
     return status
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace) -> tuple[int, bool]:
+    """The exit status, and whether a failure is this process's alone (rather than one
+    that every process of a multi-process run reaches alike)."""
     from ..solver import TrainingDiverged
 
-    global _refused_by_every_process
     try:
-        return _train(args)
-    except SharedUsageError as err:
-        _refused_by_every_process = True
-        print(f"xpnn train: {err}", file=sys.stderr)
-        return 2
+        return _train(args), True
     except TrainingDiverged as err:
         print(f"xpnn train: {err}", file=sys.stderr)
-        return 1
+        return 1, True
     except (UsageError, ValueError, OSError, ImportError) as err:
         if os.environ.get("XPNN_DEBUG"):
             raise
         print(f"xpnn train: {err}", file=sys.stderr)
-        return 2
+        return 2, not isinstance(err, SharedUsageError)
 
 
 class UsageError(Exception):
@@ -204,10 +201,6 @@ class SharedUsageError(UsageError):
     """A mistake that every process of a multi-process run finds alike, from what they all
     see the same (the settings, the devices), so that each of them refuses with the same
     line instead of one leaving the others waiting for it."""
-
-
-#: Set when a SharedUsageError ended this process's run.
-_refused_by_every_process = False
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -258,7 +251,7 @@ def _train(args: argparse.Namespace) -> int:
     checkpoint_name = None
     if args.checkpoint_dir is not None:
         checkpoint_name = str(args.checkpoint_dir / f"{settings['model']}_{settings['dataset']}")
-    run_info = {k: settings[k] for k in (*_RUN_KEYS, "num_train")}
+    run_info = {k: settings[k] for k in _RUN_INFO_KEYS}
     if settings["framework"] == "torch":
         solver, model_name = train_torch.make_trainer(
             settings, data, torch_device, checkpoint_name=checkpoint_name, quiet=args.quiet,
@@ -639,7 +632,7 @@ def _agree(settings: dict[str, Any], args: argparse.Namespace) -> None:
 
     from jax.experimental import multihost_utils
 
-    run = {k: settings[k] for k in (*_RUN_KEYS, "num_train", "epochs")}
+    run = {k: settings[k] for k in (*_RUN_INFO_KEYS, "epochs")}
     run.update(devices=args.devices, resume=None if args.resume is None else args.resume.name)
     digest = zlib.crc32(json.dumps(run, sort_keys=True).encode())
     digests = np.asarray(multihost_utils.process_allgather(np.uint32(digest))).reshape(-1)
@@ -746,6 +739,8 @@ def _process_shard(
 
 #: Settings a checkpoint records, so that a resumed run continues the same training.
 _RUN_KEYS = ("model", "dataset", "seed", "update_rule", "batch_size", "lr")
+#: What a checkpoint records of its run: those, and ``--num-train`` (not in xpnn 0.2.0's).
+_RUN_INFO_KEYS = (*_RUN_KEYS, "num_train")
 
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
