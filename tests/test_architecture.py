@@ -2,10 +2,10 @@
 
 backend (``_config``, ``_install``, ``_io``, ``_params``, ``_download`` -> ``_backend`` ->
 ``random``, ``data``) -> numerics (``gradient_check``) -> ``layers`` and ``optim`` ->
-``layer_utils`` -> ``classifiers`` and ``solver`` -> ``gradcheck`` and the ``jax`` and
-``torch`` bridges -> ``cs231n`` (re-exports) -> the package API (``xpnn/__init__``) ->
-``cli``. Imports inside functions count too: a cycle held together by a deferred import is
-still a cycle.
+``layer_utils`` -> ``classifiers``, ``solver`` and the layer declarations (``registry``) ->
+``layer_checks`` and the ``jax`` and ``torch`` bridges -> ``cs231n`` (re-exports) -> the
+package API (``xpnn/__init__``) -> ``cli``. Imports inside functions count too: a cycle
+held together by a deferred import is still a cycle.
 """
 
 from __future__ import annotations
@@ -41,7 +41,9 @@ RANKS = [
     ("xpnn.solver", 6),
     ("xpnn._compiled_step", 5),  # the Solver's jax.jit step (imports only jax)
     ("xpnn._data_parallel", 5),  # the Solver's device mesh and shardings (imports only jax)
-    ("xpnn.gradcheck", 7),
+    ("xpnn.registry", 6),  # the declarations of the layers (imports layers, layer_utils)
+    ("xpnn.layer_checks", 7),  # numerical-gradient and oracle checks of declared layers
+    ("xpnn.gradcheck", 8),  # deprecated alias of registry + layer_checks
     ("xpnn.torch", 7),  # the PyTorch bridge: autograd functions and nn modules over layers
     ("xpnn.jax", 7),  # the JAX bridge: layers as jax.custom_vjp functions
     ("xpnn.cs231n", 8),
@@ -143,7 +145,11 @@ def test_layers_import_no_test_machinery():
     for module, targets in graph.items():
         if module.startswith(("xpnn.layers", "xpnn.layer_utils")):
             assert not {
-                t for t in targets if t.startswith(("xpnn.gradient_check", "xpnn.gradcheck"))
+                t
+                for t in targets
+                if t.startswith(
+                    ("xpnn.gradient_check", "xpnn.gradcheck", "xpnn.layer_checks", "xpnn.registry")
+                )
             }
 
 
@@ -152,7 +158,8 @@ def test_import_xpnn_runs_no_check_machinery():
     import sys
 
     code = (
-        "import sys, xpnn; print(sorted(m for m in sys.modules if m.startswith('xpnn.gradcheck')))"
+        "import sys, xpnn; print(sorted(m for m in sys.modules "
+        "if m.startswith(('xpnn.gradcheck', 'xpnn.layer_checks'))))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

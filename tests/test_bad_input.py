@@ -23,7 +23,7 @@ from xpnn import (
     spatial_groupnorm_forward,
     svm_loss,
 )
-from xpnn.gradcheck import registered_cases
+from xpnn.registry import registered_cases
 
 CONVS = [conv_forward_fast, conv_forward_naive]
 POOLS = [max_pool_forward_fast, max_pool_forward_naive]

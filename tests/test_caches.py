@@ -23,7 +23,7 @@ from xpnn import (
     relu_forward,
     to_numpy,
 )
-from xpnn.gradcheck import registered_cases
+from xpnn.registry import registered_cases
 
 LAYERS = [c for c in registered_cases() if not c.is_loss]
 IDS = [f"{c.name}[{c.describe()}]" for c in LAYERS]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 import xpnn
-from xpnn import affine_backward, affine_forward
+from xpnn import affine_backward, affine_forward, registry
 from xpnn.cli import main
-from xpnn.gradcheck import GradCase, registry
+from xpnn.registry import GradCase
 
 
 def test_gradcheck_passes_and_prints_a_table(bk, capsys):
@@ -35,7 +35,7 @@ def test_gradcheck_fails_with_a_broken_layer(bk, capsys, monkeypatch):
         broken_backward,
         inputs={"x": (2, 3), "w": (3, 2), "b": (2,)},
     )
-    monkeypatch.setattr(registry, "_REGISTERED", [broken])
+    monkeypatch.setattr(registry, "_CASES", [broken])
     status = main(["gradcheck", "--backend", bk.name, "-k", "broken"])
     out = capsys.readouterr().out
     assert status == 1
@@ -66,7 +66,7 @@ def test_gradcheck_reports_an_unavailable_backend(capsys):
 def test_gradcheck_imports_a_module_that_registers_cases(bk, capsys, monkeypatch, tmp_path):
     (tmp_path / "my_layers.py").write_text(
         "from xpnn import relu_forward, relu_backward\n"
-        "from xpnn.gradcheck import GradCase, nonzero, register_case\n"
+        "from xpnn.registry import GradCase, nonzero, register_case\n"
         "def my_forward(x):\n"
         "    return relu_forward(2 * x)\n"
         "def my_backward(dout, cache):\n"
@@ -74,7 +74,7 @@ def test_gradcheck_imports_a_module_that_registers_cases(bk, capsys, monkeypatch
         "register_case(GradCase('my_forward', my_forward, my_backward, {'x': nonzero(3, 4)}))\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(registry, "_REGISTERED", [])
+    monkeypatch.setattr(registry, "_CASES", [])
     status = main(["gradcheck", "--backend", bk.name, "--import", "my_layers", "-k", "my_"])
     out = capsys.readouterr().out
     assert status == 0, out
@@ -106,7 +106,7 @@ def test_gradcheck_fits_100_columns(capsys, monkeypatch):
     name = "a_layer_with_a_long_name_to_wrap"
     broken = GradCase(name, affine_forward, broken_backward,
                       inputs={"x": (2, 3), "w": (3, 2), "b": (2,)})  # fmt: skip
-    monkeypatch.setattr(registry, "_REGISTERED", [broken])
+    monkeypatch.setattr(registry, "_CASES", [broken])
     assert main(["gradcheck", "--backend", "numpy"]) == 1
     out = capsys.readouterr().out
     assert max(map(len, out.splitlines())) <= 100 and "FAIL" in out

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 import xpnn
-from xpnn.gradcheck import registry
+from xpnn import registry
 
 ROOT = Path(__file__).resolve().parents[1]
 FILES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
@@ -63,7 +63,8 @@ def test_code_block_runs(path, index, monkeypatch, tmp_path):
     if reason:
         pytest.skip(reason)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(registry, "_REGISTERED", list(registry._REGISTERED))  # blocks register
+    monkeypatch.setattr(registry, "_CASES", list(registry._CASES))
+    monkeypatch.setattr(registry, "_LAYERS", list(registry._LAYERS))  # blocks register
     with _jax_default_dtype(any("jax" in req for req, _ in blocks[: index + 1])):
         namespace: dict = {"__name__": f"docs_{path.stem}"}
         with xpnn.use_backend("numpy"):

@@ -22,7 +22,7 @@ from xpnn import (
     softmax_loss,
     spatial_batchnorm_forward,
 )
-from xpnn.gradcheck import registered_cases
+from xpnn.registry import registered_cases
 
 # Cases with a parameter besides the data (single-input layers are checked in float32
 # and float64 alone by test_gradcheck_matrix.py, and with integer data below).

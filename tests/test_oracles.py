@@ -34,7 +34,7 @@ from xpnn import (
 )
 from xpnn import layer_utils as lu
 from xpnn._backend import array_namespace
-from xpnn.gradcheck import registered_cases
+from xpnn.registry import registered_cases
 
 SETTINGS = settings(max_examples=30, deadline=None, derandomize=True)
 FEW = settings(max_examples=10, deadline=None, derandomize=True)

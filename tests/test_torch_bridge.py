@@ -64,7 +64,7 @@ GRADCHECKS = {
     ),
     "layernorm": (
         lambda x, g, b: XF.layernorm(x, g, b),
-        lambda: (_t(2, 3, 5), _t(5, seed=1), _t(5, seed=2)),
+        lambda: (_t(6, 5), _t(5, seed=1), _t(5, seed=2)),
     ),
     "groupnorm": (
         lambda x, g, b: XF.groupnorm(x, g, b, groups=2),
@@ -388,3 +388,137 @@ def test_outputs_are_contiguous_for_view():
     out = torch.relu(conv(_t(2, 3, 5, 5)))
     assert out.is_contiguous()
     assert out.view(2, -1).shape == (2, 4 * 5 * 5)
+
+
+# --------------------------------------------------------------------------- in-place, double
+
+
+SAFETY_LAYERS = {
+    "Linear": (lambda nn: nn.Linear(6, 4, dtype=D), (5, 6)),
+    "Conv2d": (lambda nn: nn.Conv2d(2, 3, 3, padding=1, dtype=D), (2, 2, 5, 5)),
+    "MaxPool2d": (lambda nn: nn.MaxPool2d(2), (2, 2, 4, 4)),
+    "ReLU": (lambda nn: nn.ReLU(), (4, 5)),
+    "BatchNorm1d": (lambda nn: nn.BatchNorm1d(5, dtype=D), (6, 5)),
+    "BatchNorm2d": (lambda nn: nn.BatchNorm2d(3, dtype=D), (2, 3, 4, 4)),
+    "LayerNorm": (lambda nn: nn.LayerNorm(5, dtype=D), (4, 5)),
+    "GroupNorm": (lambda nn: nn.GroupNorm(2, 4, dtype=D), (2, 4, 3, 3)),
+}
+INPLACE_ERROR = "modified by an inplace operation"
+
+
+def _built(nn, name):
+    make, shape = SAFETY_LAYERS[name]
+    torch.manual_seed(0)
+    layer = make(nn)
+    with torch.no_grad():  # non-trivial affine parameters for the norms
+        for p in layer.parameters():
+            p.copy_(
+                torch.randn(p.shape, dtype=p.dtype, generator=torch.Generator().manual_seed(9))
+            )
+    base = _t(*shape, seed=3)
+    return layer, base
+
+
+def _gradients(nn, name, mutate):
+    """Gradients of ``sum(layer(x) * r)`` wrt the input and parameters, with ``mutate`` applied
+    to (x, y) after the forward pass; the exception instead, if backward raises."""
+    layer, base = _built(nn, name)
+    x = base * 1  # not a leaf: it may be changed in place
+    y = layer(x)
+    r = torch.randn(y.shape, dtype=D, generator=torch.Generator().manual_seed(4))
+    y = mutate(x, y)
+    try:
+        (y * r).sum().backward()
+    except RuntimeError as err:
+        return err
+    return [base.grad, *(p.grad for p in layer.parameters())]
+
+
+MUTATIONS = {
+    # the input changed after the forward: the gradient is still the one at the old input
+    "input": (lambda x, y: (x.mul_(0), y)[1], lambda x, y: y),
+    # the output doubled in place: the gradient of 2 * layer(x)
+    "output": (lambda x, y: y.mul_(2), lambda x, y: y * 2),
+}
+
+
+@pytest.mark.parametrize("where", sorted(MUTATIONS))
+@pytest.mark.parametrize("name", sorted(SAFETY_LAYERS))
+def test_an_in_place_change_raises_or_leaves_the_gradient_right(name, where):
+    """torch's version counter guards what xpnn's backward reads: after an in-place change
+    of a layer's input or output, backward raises torch's error, or gives the right gradient
+    (torch.nn's, computed without the in-place change). The caches used to live on ``ctx``,
+    unguarded: ``y.mul_(2)`` after MaxPool2d gave an input gradient summing to 0."""
+    mutate, equivalent = MUTATIONS[where]
+    expected = _gradients(torch.nn, name, equivalent)
+    got = _gradients(xnn, name, mutate)
+    if isinstance(got, RuntimeError):
+        assert INPLACE_ERROR in str(got)
+        return
+    for g, e in zip(got, expected, strict=True):
+        torch.testing.assert_close(g, e, rtol=1e-10, atol=1e-12)
+
+
+def test_an_in_place_change_of_a_linear_input_raises_as_in_torch():
+    """The case the review reproduced: ``x.mul_(0)`` after Linear gave a zero weight.grad."""
+    for nn in (torch.nn, xnn):
+        err = _gradients(nn, "Linear", MUTATIONS["input"][0])
+        assert isinstance(err, RuntimeError) and INPLACE_ERROR in str(err), nn.__name__
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda x: XF.dropout(x, p=0.6, train=True, mask=torch.arange(20).reshape(4, 5) % 3 > 0),
+        lambda x: XF.softmax_loss(x, _labels(4, 5)),
+        lambda x: XF.svm_loss(x, _labels(4, 5)),
+        lambda x: XF.leaky_relu(x, negative_slope=0.1),
+    ],
+    ids=["dropout", "softmax_loss", "svm_loss", "leaky_relu"],
+)
+def test_in_place_changes_after_the_other_functions(fn):
+    for mutate, equivalent in MUTATIONS.values():
+        base = _t(4, 5, seed=2)
+        y = fn(base * 1)
+        r = torch.randn(y.shape, dtype=D, generator=torch.Generator().manual_seed(1))
+        (equivalent(None, y) * r).sum().backward()
+        expected, base.grad = base.grad, None
+        x = base * 1
+        y = mutate(x, fn(x))
+        try:
+            (y * r).sum().backward()
+        except RuntimeError as err:
+            assert INPLACE_ERROR in str(err)
+            continue
+        torch.testing.assert_close(base.grad, expected, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("name", sorted(SAFETY_LAYERS))
+def test_double_backward_raises_instead_of_a_wrong_number(name):
+    """xpnn's backward passes are not themselves differentiable by autograd: a second
+    derivative raises (once_differentiable). Before, layernorm's second derivative came out
+    as 16.69 where torch's is 42.45."""
+    layer, x = _built(xnn, name)
+    y = layer(x)
+    (g,) = torch.autograd.grad((y * y).sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="differentiate twice"):
+        g.sum().backward()
+
+
+def test_first_derivatives_with_create_graph_are_still_right():
+    """``create_graph=True`` alone (for a gradient penalty's first step) gives the gradient."""
+    layer, x = _built(xnn, "LayerNorm")
+    theirs, x2 = _built(torch.nn, "LayerNorm")
+    (g,) = torch.autograd.grad((layer(x) ** 2).sum(), x, create_graph=True)
+    (e,) = torch.autograd.grad((theirs(x2) ** 2).sum(), x2)
+    torch.testing.assert_close(g, e)
+
+
+def test_outputs_never_alias_inputs_or_each_other():
+    x = _t(6, 3)
+    rm, rv = torch.zeros(3, dtype=D), torch.ones(3, dtype=D)
+    out, m, v = XF.batchnorm(x, None, None, rm, rv, train=False)
+    pointers = {t.untyped_storage().data_ptr() for t in (x, rm, rv)}
+    for t in (out, m, v):
+        assert t.untyped_storage().data_ptr() not in pointers
+    assert XF.relu(x).untyped_storage().data_ptr() != x.untyped_storage().data_ptr()

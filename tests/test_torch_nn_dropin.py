@@ -247,7 +247,7 @@ def test_the_notebook_models_train_to_the_same_losses_as_torch_nn(dtype, tol):
 def _spy_on_backwards(monkeypatch):
     """Count the calls of xpnn's backward passes (the autograd Functions' ``backward``)."""
     calls = {}
-    for fn in (XF._Affine, XF._Conv, XF._Relu, XF._MaxPool):
+    for fn in (f.autograd_function for f in (XF.affine, XF.conv, XF.relu, XF.max_pool)):
         original = fn.backward
 
         def spy(ctx, *grads, _name=fn.__name__, _original=original):
@@ -303,12 +303,12 @@ def test_a_broken_xpnn_backward_shows_in_the_gradients(monkeypatch):
         return model[1].weight.grad
 
     right = grads()
-    original = XF._Affine.backward
+    original = XF.affine.autograd_function.backward
 
     def halved(ctx, dout):
         return tuple(None if g is None else g / 2 for g in original(ctx, dout))
 
-    monkeypatch.setattr(XF._Affine, "backward", staticmethod(halved))
+    monkeypatch.setattr(XF.affine.autograd_function, "backward", staticmethod(halved))
     torch.testing.assert_close(grads(), right / 2)
 
 

@@ -20,10 +20,9 @@ from .gradient_check import (
     rel_error,
 )
 from .layer_utils import *  # noqa: F403
-from .layer_utils import __all__ as _sandwich_names
 from .layers import *  # noqa: F403
-from .layers import __all__ as _layer_names
 from .optim import adam, rmsprop, sgd, sgd_momentum
+from .registry import public_names as _layer_names
 from .solver import Solver, TrainingDiverged
 
 __all__ = [
@@ -51,6 +50,6 @@ __all__ = [
     "to_backend",
     "to_numpy",
     "use_backend",
-    *_layer_names,
-    *_sandwich_names,
+    # Every declared layer's forward and backward passes (xpnn.registry).
+    *_layer_names(),
 ]

@@ -23,7 +23,8 @@ directional derivatives instead of every coordinate: two forward passes per dire
 so large inputs are checked quickly.
 
 This module depends on the backend layer only. The gradient-check cases of xpnn's own
-layers, and the runner behind ``xpnn gradcheck``, are in :mod:`xpnn.gradcheck`.
+layers are declared in :mod:`xpnn.registry`; the runner behind ``xpnn gradcheck`` is
+:mod:`xpnn.layer_checks`.
 """
 
 from __future__ import annotations
@@ -346,15 +347,15 @@ def check_directional(
 
 
 _MOVED = {
-    "ArraySpec",
-    "CaseResult",
-    "GradCase",
-    "distinct",
-    "labels",
-    "nonzero",
-    "register_case",
-    "registered_cases",
-    "run_case",
+    "ArraySpec": "xpnn.registry",
+    "CaseResult": "xpnn.layer_checks",
+    "GradCase": "xpnn.registry",
+    "distinct": "xpnn.registry",
+    "labels": "xpnn.registry",
+    "nonzero": "xpnn.registry",
+    "register_case": "xpnn.registry",
+    "registered_cases": "xpnn.registry",
+    "run_case": "xpnn.layer_checks",
 }
 
 
@@ -363,7 +364,7 @@ def __getattr__(name: str) -> Any:
     # then shows this message instead of Python's generic "cannot import name".
     if name in _MOVED:
         raise ImportError(
-            f"xpnn.gradient_check.{name} moved to xpnn.gradcheck in xpnn 0.2: "
-            f"from xpnn.gradcheck import {name}"
+            f"xpnn.gradient_check.{name} is not part of the assignment's numerics: "
+            f"from {_MOVED[name]} import {name}"
         )
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

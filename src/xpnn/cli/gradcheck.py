@@ -54,14 +54,15 @@ def add_parser(commands: Any) -> None:
         default=[],
         metavar="MODULE",
         help="import MODULE first (repeatable): a module that registers cases of its own "
-        "layers with xpnn.gradcheck.register_case",
+        "layers with xpnn.registry.register_layer or register_case",
     )
     grad.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``xpnn gradcheck``; returns the exit status."""
-    from ..gradcheck import TOLERANCES, registered_cases, run_case
+    from ..layer_checks import TOLERANCES, run_case
+    from ..registry import registered_cases
 
     for module in args.modules:
         try:

@@ -2,55 +2,27 @@
 
 Every function takes arrays of any array-API backend (NumPy, CuPy, JAX, PyTorch,
 array-api-strict) and returns arrays of the same backend, device and dtype.
+
+The public names are those of each module's ``__all__``, gathered here from every module
+of this package whose name does not start with ``_``: a new layer module needs no edit of
+this file. What else a layer needs (its declaration, its derivation page) is in
+``docs/adding_a_layer.md``.
 """
 
-from .affine import affine_backward, affine_forward
-from .conv import conv_backward_fast, conv_backward_naive, conv_forward_fast, conv_forward_naive
-from .dropout import dropout_backward, dropout_forward
-from .losses import softmax_loss, svm_loss
-from .norm import (
-    batchnorm_backward,
-    batchnorm_backward_alt,
-    batchnorm_forward,
-    layernorm_backward,
-    layernorm_forward,
-    spatial_batchnorm_backward,
-    spatial_batchnorm_forward,
-    spatial_groupnorm_backward,
-    spatial_groupnorm_forward,
-)
-from .pool import (
-    max_pool_backward_fast,
-    max_pool_backward_naive,
-    max_pool_forward_fast,
-    max_pool_forward_naive,
-)
-from .relu import relu_backward, relu_forward
+import importlib as _importlib
+import pkgutil as _pkgutil
 
-__all__ = [
-    "affine_backward",
-    "affine_forward",
-    "batchnorm_backward",
-    "batchnorm_backward_alt",
-    "batchnorm_forward",
-    "conv_backward_fast",
-    "conv_backward_naive",
-    "conv_forward_fast",
-    "conv_forward_naive",
-    "dropout_backward",
-    "dropout_forward",
-    "layernorm_backward",
-    "layernorm_forward",
-    "max_pool_backward_fast",
-    "max_pool_backward_naive",
-    "max_pool_forward_fast",
-    "max_pool_forward_naive",
-    "relu_backward",
-    "relu_forward",
-    "softmax_loss",
-    "spatial_batchnorm_backward",
-    "spatial_batchnorm_forward",
-    "spatial_groupnorm_backward",
-    "spatial_groupnorm_forward",
-    "svm_loss",
-]
+__all__: list[str] = []
+
+for _info in sorted(_pkgutil.iter_modules(__path__), key=lambda info: info.name):
+    if _info.name.startswith("_"):
+        continue
+    _module = _importlib.import_module(f"{__name__}.{_info.name}")
+    for _name in _module.__all__:
+        if _name in globals():
+            raise ImportError(f"xpnn.layers: {_name!r} is exported by two modules")
+        globals()[_name] = getattr(_module, _name)
+    __all__ += _module.__all__
+
+__all__.sort()
+del _info, _module, _name

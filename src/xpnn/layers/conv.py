@@ -206,9 +206,9 @@ def conv_forward_fast(x: Any, w: Any, b: Any, conv_param: dict) -> tuple[Any, tu
     The columns are built channels-first and batch-second, ``cols[(c, di, dj), (n, i,
     j)]``, so that the whole minibatch is one GEMM ``w.reshape(F, C*HH*WW) @ cols`` (no
     batch of small per-sample products) and the output comes out as ``(F, N, H', W')``
-    in memory. It is returned as a transposed view of that memory, of shape
-    ``(N, F, H', W')``: elementwise layers keep the layout, and the backward pass reads
-    an upstream gradient in that layout without a copy.
+    in memory. It is returned rearranged into a new C-contiguous ``(N, F, H', W')``
+    array, as the assignment's ``conv_forward_fast`` returns it (one copy of the output),
+    so that PyTorch's ``out.view(N, -1)`` works on it.
 
     Parameters
     ----------
@@ -221,9 +221,8 @@ def conv_forward_fast(x: Any, w: Any, b: Any, conv_param: dict) -> tuple[Any, tu
     Returns
     -------
     out : array, shape (N, F, H', W')
-        On the im2col path a strided (transposed) view, not C-contiguous: reshape it with
-        ``reshape`` (PyTorch's ``view`` needs ``.contiguous()`` first). Where the library's
-        own convolution runs (JAX; PyTorch except float64 on the CPU) it is contiguous.
+        C-contiguous (where the library's own convolution runs, JAX and PyTorch except
+        float64 on the CPU, as that convolution returns it).
     cache : ConvFastCache
         For :func:`conv_backward_fast`.
     """
@@ -247,6 +246,9 @@ def conv_forward_fast(x: Any, w: Any, b: Any, conv_param: dict) -> tuple[Any, tu
     out = xp.reshape(w, (f_filters, channels * hh * ww)) @ cols
     out += xp.reshape(b, (f_filters, 1))  # our own new array: the bias added in place
     out = xp.permute_dims(xp.reshape(out, (f_filters, n_samples, h_out, w_out)), (1, 0, 2, 3))
+    # Reshaping is defined in row-major order, so flattening the transposed view copies it
+    # into C order (the standard has no "contiguous"); the second reshape is a view.
+    out = xp.reshape(xp.reshape(out, (-1,)), (n_samples, f_filters, h_out, w_out))
     return out, ConvFastCache(x, w, b, conv_param, cols, dtypes)
 
 

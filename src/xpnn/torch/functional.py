@@ -1,9 +1,21 @@
 """xpnn's layers as PyTorch autograd functions.
 
 Each function here runs xpnn's forward pass on the given tensors and registers xpnn's
-hand-written backward pass (called with the forward's cache) as its gradient, through
+hand-written backward pass (called with the forward's cache) as its gradient. They are
+generated from the layers' declarations (:mod:`xpnn.registry`) by :func:`function`, over
 one generic helper, :func:`make_function`. The tensors never leave their device or dtype:
 xpnn's layers take torch tensors directly.
+
+Safe as torch's own ops are:
+
+* every tensor of the cache is saved with ``ctx.save_for_backward``, so an in-place change
+  of an input or an output that the backward needs raises torch's "modified by an inplace
+  operation" error instead of giving a wrong gradient;
+* no output aliases an input, and an output the cache holds is saved as an output (its
+  in-place change is caught the same way);
+* the backward passes are ``once_differentiable``: asking for a second derivative
+  (``create_graph=True``, then differentiating again) raises a clear error rather than
+  returning a wrong number.
 
 Conventions are xpnn's (the CS231n assignment's), not ``torch.nn.functional``'s:
 ``dropout``'s ``p`` is the probability of *keeping* a unit, ``batchnorm``'s running
@@ -15,42 +27,79 @@ in :mod:`xpnn.torch.nn` follow ``torch.nn``'s conventions instead.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
+from torch.autograd.function import once_differentiable
 
-from ..layers.affine import affine_backward, affine_forward
-from ..layers.conv import conv_backward_fast, conv_forward_fast
-from ..layers.dropout import dropout_backward, dropout_forward
-from ..layers.losses import softmax_loss as _softmax_loss
-from ..layers.losses import svm_loss as _svm_loss
-from ..layers.norm import (
-    batchnorm_backward_alt,
-    batchnorm_forward,
-    layernorm_backward,
-    layernorm_forward,
-    spatial_batchnorm_backward,
-    spatial_batchnorm_forward,
-    spatial_groupnorm_backward,
-    spatial_groupnorm_forward,
+from ..registry import BUILTIN_LAYERS, Layer
+from ..registry.bridges import bridge_docstring
+
+__all__ = sorted(
+    ["function", "make_function", *(d.bridge for d in BUILTIN_LAYERS if d.bridge is not None)]
 )
-from ..layers.pool import max_pool_backward_fast, max_pool_forward_fast
-from ..layers.relu import relu_backward, relu_forward
 
-__all__ = [
-    "affine",
-    "batchnorm",
-    "conv",
-    "dropout",
-    "groupnorm",
-    "layernorm",
-    "make_function",
-    "max_pool",
-    "relu",
-    "softmax_loss",
-    "spatial_batchnorm",
-    "svm_loss",
-]
+
+# --------------------------------------------------------------------------- caches
+
+
+class _Saved(NamedTuple):
+    """The place of the ``index``-th saved tensor inside a cache."""
+
+    index: int
+
+
+def _take_tensors(obj: Any, tensors: list[torch.Tensor], outputs: dict[int, Any]) -> Any:
+    """``obj`` with each tensor replaced by its :class:`_Saved` place in ``tensors``; a
+    tensor that became an output (``outputs``: by the id of what the forward returned) is
+    saved as that output."""
+    if isinstance(obj, torch.Tensor):
+        tensors.append(outputs.get(id(obj), obj))
+        return _Saved(len(tensors) - 1)
+    if isinstance(obj, tuple):
+        parts = [_take_tensors(part, tensors, outputs) for part in obj]
+        return type(obj)(*parts) if hasattr(obj, "_fields") else tuple(parts)
+    if isinstance(obj, list):
+        return [_take_tensors(part, tensors, outputs) for part in obj]
+    if isinstance(obj, dict):
+        return {k: _take_tensors(v, tensors, outputs) for k, v in obj.items()}
+    return obj
+
+
+def _put_tensors(obj: Any, tensors: tuple[torch.Tensor, ...]) -> Any:
+    if isinstance(obj, _Saved):
+        return tensors[obj.index]
+    if isinstance(obj, tuple):
+        parts = [_put_tensors(part, tensors) for part in obj]
+        return type(obj)(*parts) if hasattr(obj, "_fields") else tuple(parts)
+    if isinstance(obj, list):
+        return [_put_tensors(part, tensors) for part in obj]
+    if isinstance(obj, dict):
+        return {k: _put_tensors(v, tensors) for k, v in obj.items()}
+    return obj
+
+
+def _shares_memory(a: torch.Tensor, others: tuple[torch.Tensor, ...]) -> bool:
+    if a.numel() == 0:
+        return False
+    storage = a.untyped_storage().data_ptr()
+    return any(
+        isinstance(t, torch.Tensor) and t.numel() and t.untyped_storage().data_ptr() == storage
+        for t in others
+    )
+
+
+def _fresh(out: torch.Tensor, inputs: tuple[Any, ...]) -> torch.Tensor:
+    """``out`` contiguous, as torch's own ops return it, not sharing an input's memory, and
+    not a view (autograd forbids changing a view made inside a Function in place)."""
+    if not out.is_contiguous() or _shares_memory(out, inputs):
+        return out.clone(memory_format=torch.contiguous_format)
+    # A view of memory the forward made (conv's reshape): the same memory, no longer a
+    # view; it shares the version counter of that memory, which the cache may hold.
+    return out.detach() if out._is_view() else out
+
+
+# --------------------------------------------------------------------------- the helper
 
 
 def make_function(
@@ -59,6 +108,7 @@ def make_function(
     backward: Callable[..., Any],
     *,
     pass_needs_input_grad: bool = False,
+    non_differentiable_outputs: int = 0,
 ) -> type[torch.autograd.Function]:
     """A ``torch.autograd.Function`` from an xpnn forward/backward pair.
 
@@ -68,34 +118,47 @@ def make_function(
         Name of the class (shown in ``grad_fn``).
     forward : callable
         ``forward(params, *tensors) -> (out, cache)``: ``params`` is any Python object
-        (a dict of settings), ``tensors`` the inputs autograd differentiates.
+        (a dict of settings), ``tensors`` the inputs autograd differentiates (``None`` is
+        allowed). ``out`` is a tensor or a tuple of tensors.
     backward : callable
         ``backward(dout, cache) -> grad or tuple of grads``, one per tensor input
-        (``None`` for an input without a gradient).
+        (``None`` for an input without a gradient). ``dout`` is one tensor, or a tuple
+        when ``out`` is.
     pass_needs_input_grad : bool, keyword-only
         Call ``backward(dout, cache, needs)`` instead, ``needs`` a tuple of bools (one per
         tensor input, autograd's ``ctx.needs_input_grad``), so that it can skip the
         gradients nobody asked for.
+    non_differentiable_outputs : int, keyword-only
+        How many of the last outputs carry no gradient (batch norm's running averages).
 
     Returns
     -------
     type
         A subclass of ``torch.autograd.Function``; call it as ``Fn.apply(params, *tensors)``.
-        The cache lives on ``ctx`` (it holds tensors on their own device); the output is
-        returned as a fresh alias so that a cache holding the output makes no reference
-        cycle through ``grad_fn``.
+        The tensors of the cache are saved with ``save_for_backward`` (the rest of the
+        cache stays on ``ctx``), outputs are contiguous and never alias an input, and the
+        backward is ``once_differentiable``.
     """
 
     def _forward(ctx: Any, params: Any, *tensors: Any) -> Any:
         out, cache = forward(params, *tensors)
-        ctx.xpnn_cache = cache
+        made = out if isinstance(out, tuple) else (out,)
+        outputs = tuple(o if o is None else _fresh(o, tensors) for o in made)
+        saved: list[torch.Tensor] = []
+        ctx.xpnn_cache = _take_tensors(
+            cache, saved, {id(m): o for m, o in zip(made, outputs, strict=True)}
+        )
+        ctx.save_for_backward(*saved)
         ctx.xpnn_inputs = len(tensors)
-        # Contiguous, as torch's own ops return (xpnn's im2col convolution returns a
-        # strided view, on which a user's ``.view(N, -1)`` would fail).
-        return out.detach().contiguous()
+        ctx.xpnn_tuple = isinstance(out, tuple)
+        if non_differentiable_outputs:
+            ctx.mark_non_differentiable(*outputs[len(outputs) - non_differentiable_outputs :])
+        return outputs if ctx.xpnn_tuple else outputs[0]
 
-    def _backward(ctx: Any, dout: Any) -> tuple[Any, ...]:
-        cache = ctx.xpnn_cache
+    @once_differentiable
+    def _backward(ctx: Any, *douts: Any) -> tuple[Any, ...]:
+        cache = _put_tensors(ctx.xpnn_cache, ctx.saved_tensors)  # checks the versions
+        dout = douts if ctx.xpnn_tuple else douts[0]
         if pass_needs_input_grad:
             grads = backward(dout, cache, tuple(ctx.needs_input_grad[1:]))
         else:
@@ -121,232 +184,112 @@ def make_function(
     )
 
 
-# --------------------------------------------------------------------------- the functions
+# --------------------------------------------------------------------------- declared layers
 
 
-_Affine = make_function("Affine", lambda _, x, w, b: affine_forward(x, w, b), affine_backward)
-_Relu = make_function("Relu", lambda _, x: relu_forward(x), relu_backward)
-_Conv = make_function(
-    "Conv",
-    lambda p, x, w, b: conv_forward_fast(x, w, b, p),
-    # The first layer's input (the images) needs no gradient: skip dx and its col2im.
-    lambda dout, cache, needs: conv_backward_fast(dout, cache, input_grad=needs[0]),
-    pass_needs_input_grad=True,
-)
-_MaxPool = make_function(
-    "MaxPool", lambda p, x: max_pool_forward_fast(x, p), max_pool_backward_fast
-)
-_BatchNorm = make_function(
-    "BatchNorm",
-    lambda p, x, gamma, beta: batchnorm_forward(x, gamma, beta, p),
-    batchnorm_backward_alt,
-)
-_SpatialBatchNorm = make_function(
-    "SpatialBatchNorm",
-    lambda p, x, gamma, beta: spatial_batchnorm_forward(x, gamma, beta, p),
-    spatial_batchnorm_backward,
-)
-_LayerNorm = make_function(
-    "LayerNorm",
-    lambda p, x, gamma, beta: layernorm_forward(x, gamma, beta, p),
-    layernorm_backward,
-)
-_GroupNorm = make_function(
-    "GroupNorm",
-    lambda p, x, gamma, beta: spatial_groupnorm_forward(x, gamma, beta, p["G"], p),
-    spatial_groupnorm_backward,
-)
-_Dropout = make_function("Dropout", lambda p, x: dropout_forward(x, p), dropout_backward)
-
-
-def _loss_forward(loss_fn: Callable) -> Callable:
-    def forward(_: Any, scores: Any, y: Any) -> tuple[Any, Any]:
-        return loss_fn(scores, y)  # (loss, dscores): dscores is the cache
-
-    return forward
-
-
-def _loss_backward(dloss: Any, dscores: Any) -> tuple[Any, None]:
-    return dloss * dscores, None
-
-
-_SoftmaxLoss = make_function("SoftmaxLoss", _loss_forward(_softmax_loss), _loss_backward)
-_SvmLoss = make_function("SvmLoss", _loss_forward(_svm_loss), _loss_backward)
-
-
-def _zeros_if_none(b: Any, like: Any, n: int) -> Any:
-    return torch.zeros(n, dtype=like.dtype, device=like.device) if b is None else b
-
-
-def _ones_if_none(g: Any, like: Any, n: int) -> Any:
-    return torch.ones(n, dtype=like.dtype, device=like.device) if g is None else g
-
-
-def affine(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
-    """``x.reshape(N, D) @ w + b`` (xpnn's ``affine_forward``); w (D, M), b (M,) or None."""
-    return _Affine.apply(None, x, w, _zeros_if_none(b, w, w.shape[-1]))
-
-
-def relu(x: torch.Tensor) -> torch.Tensor:
-    """``max(x, 0)`` (xpnn's ``relu_forward``)."""
-    return _Relu.apply(None, x)
-
-
-def conv(
-    x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, *, stride: int = 1, pad: int = 0
-) -> torch.Tensor:
-    """2-d convolution (cross-correlation) with zero padding (xpnn's ``conv_forward_fast``).
-
-    ``x`` (N, C, H, W), ``w`` (F, C, HH, WW), ``b`` (F,) or None; the windows must tile the
-    padded input: ``(H + 2*pad - HH) % stride == 0`` (likewise W), else ValueError.
-    """
-    return _Conv.apply({"stride": stride, "pad": pad}, x, w, _zeros_if_none(b, w, w.shape[0]))
-
-
-def max_pool(
-    x: torch.Tensor, *, pool_height: int = 2, pool_width: int = 2, stride: int = 2
-) -> torch.Tensor:
-    """Max pooling over (N, C, H, W), no padding (xpnn's ``max_pool_forward_fast``).
-
-    Windows must tile the input exactly. Ties in a window: see xpnn's ``max_pool_backward_fast``.
-    """
-    pool_param = {"pool_height": pool_height, "pool_width": pool_width, "stride": stride}
-    return _MaxPool.apply(pool_param, x)
-
-
-def _batchnorm(
-    fn: type[torch.autograd.Function],
-    x: torch.Tensor,
-    gamma: torch.Tensor | None,
-    beta: torch.Tensor | None,
-    running_mean: torch.Tensor | None,
-    running_var: torch.Tensor | None,
-    train: bool,
-    momentum: float,
-    eps: float,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    c = x.shape[1]
-    bn_param: dict[str, Any] = {
-        "mode": "train" if train else "test",
-        "momentum": momentum,
-        "eps": eps,
-        "running_mean": None if running_mean is None else running_mean.detach(),
-        "running_var": None if running_var is None else running_var.detach(),
-    }
-    out = fn.apply(bn_param, x, _ones_if_none(gamma, x, c), _zeros_if_none(beta, x, c))
-    stats = []
-    for key in ("running_mean", "running_var"):
-        stat = bn_param[key]
-        if stat is None:  # eval mode without running averages: xpnn used zeros (and warned)
-            stat = torch.zeros(c, dtype=x.dtype, device=x.device)
-        elif not train:  # unchanged, but still a new tensor
-            stat = stat.clone()
-        stats.append(stat)
-    return out, stats[0], stats[1]
-
-
-def batchnorm(
-    x: torch.Tensor,
-    gamma: torch.Tensor | None,
-    beta: torch.Tensor | None,
-    running_mean: torch.Tensor | None,
-    running_var: torch.Tensor | None,
-    *,
-    train: bool,
-    momentum: float = 0.9,
-    eps: float = 1e-5,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Batch normalization of (N, D) (xpnn's ``batchnorm_forward``, CS231n conventions).
-
-    Returns ``(out, new_running_mean, new_running_var)``: the running averages are new
-    tensors without gradient, ``momentum * running + (1 - momentum) * batch`` with the
-    biased batch variance in train mode, copies of the given ones in eval mode. Missing
-    (None) running averages start as zeros; None ``gamma``/``beta`` mean ones/zeros.
-    """
-    return _batchnorm(_BatchNorm, x, gamma, beta, running_mean, running_var, train, momentum, eps)
-
-
-def spatial_batchnorm(
-    x: torch.Tensor,
-    gamma: torch.Tensor | None,
-    beta: torch.Tensor | None,
-    running_mean: torch.Tensor | None,
-    running_var: torch.Tensor | None,
-    *,
-    train: bool,
-    momentum: float = 0.9,
-    eps: float = 1e-5,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Batch normalization of (N, C, H, W) per channel (xpnn's ``spatial_batchnorm_forward``).
-
-    As :func:`batchnorm`, with statistics over N, H and W.
-    """
-    return _batchnorm(
-        _SpatialBatchNorm, x, gamma, beta, running_mean, running_var, train, momentum, eps
+def _class_name(declaration: Layer) -> str:
+    return "".join(
+        part.capitalize() for part in (declaration.bridge or declaration.name).split("_")
     )
 
 
-def layernorm(
-    x: torch.Tensor, gamma: torch.Tensor | None, beta: torch.Tensor | None, *, eps: float = 1e-5
-) -> torch.Tensor:
-    """Layer normalization over the last axis of (..., D) (xpnn's ``layernorm_forward``)."""
-    d = x.shape[-1]
-    x2 = x.reshape(-1, d)
-    out = _LayerNorm.apply(
-        {"eps": eps}, x2, _ones_if_none(gamma, x, d), _zeros_if_none(beta, x, d)
-    )
-    return out.reshape(x.shape)
+def function(declaration: Layer) -> Callable:
+    """The autograd function of a declared layer (:class:`xpnn.registry.Layer`).
 
-
-def groupnorm(
-    x: torch.Tensor,
-    gamma: torch.Tensor | None,
-    beta: torch.Tensor | None,
-    *,
-    groups: int,
-    eps: float = 1e-5,
-) -> torch.Tensor:
-    """Group normalization of ``(N, C, *)`` in ``groups`` contiguous channel groups.
-
-    xpnn's ``spatial_groupnorm_forward``; inputs other than (N, C, H, W) are viewed as
-    (N, C, L, 1). ``gamma``, ``beta``: (C,) or (1, C, 1, 1), or None.
+    It takes the declaration's ``inputs`` (those in its ``fills`` may be ``None``), then
+    its ``param_arrays`` (detached: no gradient flows into or out of them), and its
+    ``params`` as keywords; it returns the forward's output (with the param arrays as the
+    forward left them when ``returns_param_arrays``). Its backward is the declared one
+    (``bridge_backward`` if given). Every built-in function of this module is made so.
+    The ``torch.autograd.Function`` it applies is its attribute ``autograd_function``.
     """
-    n, c = x.shape[0], x.shape[1]
-    x4 = x if x.ndim == 4 else x.reshape(n, c, -1, 1)
-    out = _GroupNorm.apply(
-        {"G": groups, "eps": eps}, x4, _ones_if_none(gamma, x, c), _zeros_if_none(beta, x, c)
+    n = len(declaration.inputs)
+    count = n + len(declaration.param_arrays)
+    fn = make_function(
+        _class_name(declaration),
+        lambda arguments, *tensors: declaration.call(tensors, arguments),
+        declaration.bridge_grads,
+        pass_needs_input_grad=True,
+        non_differentiable_outputs=(
+            len(declaration.param_arrays) if declaration.returns_param_arrays else 0
+        ),
     )
-    return out.reshape(x.shape)
+    positions = {k: i for i, k in enumerate(declaration.inputs)}
+
+    def apply(*tensors: Any, **keywords: Any) -> Any:
+        if len(tensors) != count:
+            names = [*declaration.inputs, *(t.split(".")[-1] for t in declaration.param_arrays)]
+            raise TypeError(
+                f"{declaration.bridge or declaration.name}() takes the {count} tensors "
+                f"{', '.join(names)}; got {len(tensors)}"
+            )
+        arguments = declaration.arguments(keywords)
+        tensors_ = list(tensors)
+        for key, (value, like, axis) in declaration.fills.items():
+            i = positions[key]
+            if tensors_[i] is None:
+                ref = tensors_[positions[like]]
+                tensors_[i] = torch.full(
+                    (ref.shape[axis],), value, dtype=ref.dtype, device=ref.device
+                )
+        for i in range(n, count):
+            if tensors_[i] is not None:
+                tensors_[i] = tensors_[i].detach()
+        return fn.apply(arguments, *tensors_)
+
+    apply.__name__ = apply.__qualname__ = declaration.bridge or declaration.name
+    apply.__doc__ = bridge_docstring(declaration, "torch")
+    apply.__module__ = __name__
+    apply.autograd_function = fn  # type: ignore[attr-defined]
+    return apply
 
 
-def dropout(
-    x: torch.Tensor,
-    *,
-    p: float,
-    train: bool,
-    generator: torch.Generator | None = None,
-    mask: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Inverted dropout (xpnn's ``dropout_forward``): ``p`` is the probability of KEEPING a unit.
+def _dropout_adapter(generated: Callable) -> Callable:
+    def dropout(
+        x: torch.Tensor,
+        *,
+        p: float,
+        train: bool,
+        generator: torch.Generator | None = None,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Inverted dropout (xpnn's ``dropout_forward``): ``p`` is the probability of KEEPING
+        a unit.
 
-    In train mode a boolean keep-mask is drawn on x's device with ``torch.rand(...,
-    generator=generator) < p`` (or ``mask`` is used), and ``x * mask / p`` returned; in
-    eval mode ``x`` itself.
-    """
-    if not train:
-        dropout_forward(x, {"p": p, "mode": "test"})  # validates p
-        return x
-    if mask is None:
-        draw = torch.rand(x.shape, generator=generator, dtype=torch.float32, device=x.device)
-        mask = draw < p
-    return _Dropout.apply({"p": p, "mode": "train", "mask": mask}, x)
+        In train mode a boolean keep-mask is drawn on x's device with ``torch.rand(...,
+        generator=generator) < p`` (or ``mask`` is used), and ``x * mask / p`` returned; in
+        eval mode ``x`` itself.
+        """
+        if not train:
+            from ..layers.dropout import dropout_forward
+
+            dropout_forward(x, {"p": p, "mode": "test"})  # validates p
+            return x
+        if mask is None:
+            draw = torch.rand(x.shape, generator=generator, dtype=torch.float32, device=x.device)
+            mask = draw < p
+        return generated(x, mask, p=p)
+
+    dropout.autograd_function = generated.autograd_function  # type: ignore[attr-defined]
+    return dropout
 
 
-def softmax_loss(scores: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean softmax cross-entropy of (N, C) scores against integer labels (N,); a 0-d tensor."""
-    return _SoftmaxLoss.apply(None, scores, y)
+# Layers whose bridge function draws random numbers: the framework's own way.
+_ADAPTERS = {"dropout": _dropout_adapter}
 
 
-def svm_loss(scores: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean multiclass hinge loss (margin 1) of (N, C) scores against labels (N,); a 0-d tensor."""
-    return _SvmLoss.apply(None, scores, y)
+def _build() -> None:
+    for declaration in BUILTIN_LAYERS:
+        if declaration.bridge is None:
+            continue
+        generated = function(declaration)
+        adapter = _ADAPTERS.get(declaration.bridge)
+        if adapter is None and declaration.random:
+            raise ImportError(
+                f"xpnn.torch.functional: {declaration.bridge} draws random numbers and has "
+                "no adapter"
+            )
+        globals()[declaration.bridge] = generated if adapter is None else adapter(generated)
+
+
+_build()

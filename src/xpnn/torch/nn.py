@@ -345,4 +345,7 @@ class GroupNorm(torch.nn.GroupNorm):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Normalize each of ``num_groups`` channel groups of each sample."""
-        return XF.groupnorm(x, self.weight, self.bias, groups=self.num_groups, eps=self.eps)
+        n, c = x.shape[0], x.shape[1]
+        x4 = x if x.ndim == 4 else x.reshape(n, c, -1, 1)  # (N, C, *) as (N, C, L, 1)
+        out = XF.groupnorm(x4, self.weight, self.bias, groups=self.num_groups, eps=self.eps)
+        return out.reshape(x.shape)

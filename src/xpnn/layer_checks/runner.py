@@ -34,7 +34,7 @@ from ..gradient_check import (
     eval_numerical_gradient_array,
     rel_error,
 )
-from .spec import GradCase
+from ..registry.spec import GradCase
 
 __all__ = ["STEP", "TOLERANCES", "CaseResult", "Tolerance", "WorstEntry", "run_case"]
 
