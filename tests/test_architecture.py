@@ -25,7 +25,7 @@ RANKS = [
     ("xpnn._config", 0),
     ("xpnn._install", 0),
     ("xpnn._io", 0),
-    ("xpnn._params", 0),  # checks of plain Python parameters above the layers
+    ("xpnn._params", 0),  # the one check of integer parameters (counts, sizes, strides)
     ("xpnn._loop", 0),  # the training loop shared by the Solver and the torch Trainer
     ("xpnn._download", 0),
     ("xpnn._backend", 1),
@@ -40,7 +40,7 @@ RANKS = [
     ("xpnn.classifiers", 6),
     ("xpnn.solver", 6),
     ("xpnn._compiled_step", 5),  # the Solver's jax.jit step (imports only jax)
-    ("xpnn._data_parallel", 5),  # the Solver's device mesh and shardings (imports only jax)
+    ("xpnn._data_parallel", 5),  # the Solver's device mesh and shardings (jax, _params)
     ("xpnn.registry", 6),  # the declarations of the layers (imports layers, layer_utils)
     ("xpnn.layer_checks", 7),  # numerical-gradient and oracle checks of declared layers
     ("xpnn.gradcheck", 8),  # deprecated alias of registry + layer_checks
@@ -175,3 +175,17 @@ def test_star_import_of_gradient_check_gives_the_assignment_names():
         "grad_check_sparse",
         "rel_error",
     }
+
+
+def test_no_module_above_the_layers_imports_their_private_helpers():
+    """Checks shared beyond the layers (arrays, integer parameters) live in ``_backend`` and
+    ``_params``; ``layers._validate`` is the layers' own (and the sandwiches', which are
+    layers too)."""
+    offenders = [
+        f"{module} imports {target}"
+        for module, targets in import_graph().items()
+        if not module.startswith(("xpnn.layers", "xpnn.layer_utils"))
+        for target in targets
+        if target.startswith("xpnn.layers._")
+    ]
+    assert not offenders, "\n".join(offenders)

@@ -43,13 +43,13 @@ def test_conv_channel_mismatch(bk, conv):
 @pytest.mark.parametrize("conv", CONVS)
 @pytest.mark.parametrize("stride", [0, -1])
 def test_conv_stride_below_one(bk, conv, stride):
-    with pytest.raises(ValueError, match=r"conv_param\['stride'\] must be >= 1; got"):
+    with pytest.raises(ValueError, match=r"conv_param\['stride'\] must be at least 1; got"):
         conv(*_conv_args(bk), {"stride": stride, "pad": 1})
 
 
 @pytest.mark.parametrize("conv", CONVS)
 def test_conv_negative_pad(bk, conv):
-    with pytest.raises(ValueError, match=r"conv_param\['pad'\] must be >= 0"):
+    with pytest.raises(ValueError, match=r"conv_param\['pad'\] must be at least 0"):
         conv(*_conv_args(bk), {"stride": 1, "pad": -1})
 
 
@@ -102,7 +102,7 @@ def test_pool_that_does_not_tile(bk, pool):
 @pytest.mark.parametrize("pool", POOLS)
 def test_pool_bad_params_and_ndim(bk, pool):
     x = bk.asarray(np.ones((1, 1, 4, 4)))
-    with pytest.raises(ValueError, match=r"pool_param\['stride'\] must be >= 1; got 0"):
+    with pytest.raises(ValueError, match=r"pool_param\['stride'\] must be at least 1; got 0"):
         pool(x, {"pool_height": 2, "pool_width": 2, "stride": 0})
     with pytest.raises(ValueError, match=r"pool_height 5 is larger than the input height 4"):
         pool(x, {"pool_height": 5, "pool_width": 2, "stride": 1})

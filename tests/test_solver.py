@@ -282,7 +282,7 @@ def test_numpy_integers_are_integers(bk):
                      batch_size=np.int64(16), num_epochs=np.int32(1))  # fmt: skip
     solver.train()
     assert solver.epoch == 1
-    with pytest.raises(ValueError, match=r"batch_size must be a positive integer; got 1\.5"):
+    with pytest.raises(TypeError, match=r"batch_size must be an integer; got 1\.5"):
         _solver(bk, SoftmaxRegression(bk, 6, 3), _blobs(), batch_size=1.5)
 
 
@@ -328,3 +328,120 @@ def test_a_diverged_step_leaves_the_batchnorm_statistics(bk):
         solver.train()
     for key, value in before.items():
         np.testing.assert_array_equal(xpnn.to_numpy(model.bn_params[0][key]), value)
+
+
+# --------------------------------------------------------------------------- best parameters
+
+
+class ShrinkingSoftmax(SoftmaxRegression):
+    """A model that changes its live weights in place on every loss (a max-norm-like
+    shrink), as models with in-place constraints or state do: a best-parameter snapshot
+    that aliased the live arrays would shrink with them."""
+
+    def loss(self, X, y=None):
+        out = super().loss(X, y)
+        if y is not None:
+            self.params["W"] *= 0.9
+        return out
+
+
+class ScriptedAccuracy(Solver):
+    """A Solver whose accuracy checks return scripted values, in order, and which records
+    the model's parameters at each check."""
+
+    def __init__(self, *args, script, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.script = list(script)
+        self.snapshots = []
+
+    def check_accuracy(self, X, y, num_samples=None, batch_size=100):
+        if X is self.X_train:
+            self.snapshots.append(
+                {k: xpnn.to_numpy(v).copy() for k, v in self.model.params.items()}
+            )
+            return self.script[len(self.snapshots) - 1][0]
+        return self.script[len(self.snapshots) - 1][1]
+
+
+def test_the_restored_parameters_are_the_best_on_validation_not_on_training(bk):
+    """Train accuracy peaks at the last check, validation at the third: the Solver must keep
+    and restore the third check's parameters (a survivor of the planted-bug review chose
+    by train accuracy)."""
+    data = _blobs()
+    # checks: iteration 0, the end of epochs 1, 2, 3 (the last iteration)
+    script = [(0.10, 0.20), (0.50, 0.40), (0.60, 0.80), (0.99, 0.30)]
+    solver = ScriptedAccuracy(
+        ShrinkingSoftmax(bk, 6, 3), data, script=script, update_rule="sgd",
+        optim_config={"learning_rate": 0.1}, batch_size=16, num_epochs=3, verbose=False, seed=3,
+    )  # fmt: skip
+    solver.train()
+    assert len(solver.snapshots) == 4
+    assert solver.val_acc_history == [v for _, v in script]
+    assert solver.train_acc_history == [t for t, _ in script]
+    assert solver.best_val_acc == 0.80 and solver.best_epoch == 2
+    for name, best in solver.snapshots[2].items():
+        np.testing.assert_array_equal(xpnn.to_numpy(solver.model.params[name]), best)
+        np.testing.assert_array_equal(xpnn.to_numpy(solver.best_params[name]), best)
+    assert not np.array_equal(solver.snapshots[3]["W"], solver.snapshots[2]["W"])
+
+
+def test_the_best_parameters_do_not_alias_the_live_ones(bk):
+    """The snapshot is a copy: a model that changes its weights in place (on NumPy,
+    PyTorch, array-api-strict) leaves it alone, during training and after the restore."""
+    data = _blobs()
+    script = [(0.1, 0.9), (0.2, 0.1), (0.3, 0.1), (0.4, 0.1)]  # the best is the first check
+    solver = ScriptedAccuracy(
+        ShrinkingSoftmax(bk, 6, 3), data, script=script, update_rule="sgd",
+        optim_config={"learning_rate": 0.1}, batch_size=16, num_epochs=3, verbose=False, seed=3,
+    )  # fmt: skip
+    solver.train()
+    first = solver.snapshots[0]["W"]
+    np.testing.assert_array_equal(xpnn.to_numpy(solver.best_params["W"]), first)
+    np.testing.assert_array_equal(xpnn.to_numpy(solver.model.params["W"]), first)
+    # Training on from the restored weights changes them in place; the best stay.
+    solver.model.loss(bk.asarray(data["X_train"][:4]), bk.asarray(data["y_train"][:4]))
+    np.testing.assert_array_equal(xpnn.to_numpy(solver.best_params["W"]), first)
+    assert solver.best_params["W"] is not solver.model.params["W"]
+
+
+# --------------------------------------------------------------------------- global RNG
+
+
+def _dropout_run(data, num_epochs, checkpoint_name=None):
+    model = xpnn.FullyConnectedNet(
+        [10], input_dim=6, num_classes=3, dropout_keep_ratio=0.5, dtype=np.float64,
+        weight_scale=0.1,
+    )  # fmt: skip
+    solver = Solver(
+        model, data, update_rule="sgd_momentum", optim_config={"learning_rate": 0.05},
+        batch_size=10, num_epochs=num_epochs, verbose=False, checkpoint_name=checkpoint_name,
+    )  # fmt: skip
+    return solver
+
+
+def test_resume_is_exact_with_the_global_rng_and_numpy_dropout(bk, tmp_path):
+    """The assignment's defaults: no seed anywhere, so the minibatches and NumPy's dropout
+    masks both come from NumPy's global RNG. A resumed run must continue that RNG from the
+    checkpoint, whatever was drawn from it in between (a survivor of the planted-bug review
+    did not checkpoint it)."""
+    if bk.name != "numpy":
+        pytest.skip("NumPy's dropout draws from NumPy's global RNG; the others use their own")
+    data = _blobs()
+    np.random.seed(5)  # noqa: NPY002
+    straight = _dropout_run(data, 3)
+    straight.train()
+
+    np.random.seed(5)  # noqa: NPY002
+    first = _dropout_run(data, 2, checkpoint_name=str(tmp_path / "run"))
+    first.train()
+    np.random.seed(999)  # noqa: NPY002  (another notebook cell draws in between)
+    np.random.rand(1234)  # noqa: NPY002
+    resumed = _dropout_run(data, 3)  # its own initial weights, replaced by the checkpoint's
+    resumed.load_checkpoint(tmp_path / "run_epoch_002.npz")
+    resumed.train()
+
+    assert len(straight.loss_history) == 24
+    assert resumed.loss_history == straight.loss_history
+    assert resumed.val_acc_history == straight.val_acc_history
+    for name, value in straight.model.params.items():
+        np.testing.assert_array_equal(resumed.model.params[name], value)

@@ -165,7 +165,7 @@ def test_both_frameworks_follow_the_same_loss_trajectory_under_torch_optim(name)
 @pytest.mark.parametrize(
     ("call", "error", "message"),
     [
-        (lambda: three_layer_convnet(3, 0), ValueError, "channel_1 must be a positive integer"),
+        (lambda: three_layer_convnet(3, 0), ValueError, "channel_1 must be at least 1"),
         (lambda: three_layer_convnet(3, 8, 4, 10, 2.5), TypeError, "image_size"),
         (lambda: deep_convnet(3, ()), ValueError, "at least one block"),
         (lambda: deep_convnet(3, (4, 4, 4), image_size=4), ValueError, "too small for 3"),

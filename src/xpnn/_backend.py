@@ -24,12 +24,14 @@ __all__ = [
     "BACKENDS",
     "array_namespace",
     "backend_name",
+    "cast",
     "compile_time_eval",
     "device_of",
     "get_backend",
     "get_namespace",
     "is_traced",
     "no_autograd",
+    "require_array",
     "stack_scalars",
     "to_backend",
     "to_numpy",
@@ -164,6 +166,20 @@ def _namespace_or_none(array: Any) -> ModuleType | None:
         return array_api_compat.array_namespace(array)
     except TypeError:
         return None
+
+
+def require_array(name: str, value: Any) -> None:
+    """``value`` must be an array of some array-API library (not a list, not a number)."""
+    if not array_api_compat.is_array_api_obj(value):
+        raise TypeError(
+            f"{name} must be an array (NumPy, CuPy, JAX, PyTorch or another array-API "
+            f"library); got {type(value).__name__}"
+        )
+
+
+def cast(xp: Any, array: Any, dtype: Any) -> Any:
+    """``array`` in ``dtype``, without a copy when it already has it."""
+    return array if array.dtype == dtype else xp.astype(array, dtype)
 
 
 def device_of(array: Any) -> Any:

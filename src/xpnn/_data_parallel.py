@@ -32,6 +32,8 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from ._params import count
+
 __all__ = ["BATCH_AXIS", "DataParallel"]
 
 #: The name of the mesh axis that the minibatch is split over.
@@ -183,8 +185,7 @@ def _mesh(devices: int | Sequence[Any] | Mesh) -> Mesh:
             f"jax.sharding.Mesh with a 'batch' axis; got {devices!r}"
         )
     if isinstance(devices, int):
-        if devices < 1:
-            raise ValueError(f"devices must be a positive int; got {devices}")
+        devices = count("devices", devices, minimum=1)
         if devices > len(available):
             raise ValueError(
                 f"devices={devices}, but JAX sees {len(available)} device(s) "

@@ -23,8 +23,7 @@ import operator
 from collections.abc import MutableMapping
 from typing import Any
 
-from ._backend import array_namespace
-from .layers._validate import cast, require_array
+from ._backend import array_namespace, cast, require_array
 
 __all__ = ["adam", "init_config", "rmsprop", "sgd", "sgd_momentum"]
 

@@ -34,7 +34,6 @@ other.
 from __future__ import annotations
 
 import json
-import operator
 import os
 import zipfile
 from collections.abc import Mapping
@@ -47,6 +46,7 @@ from . import optim
 from ._backend import array_namespace, backend_name, device_of, to_backend, to_numpy
 from ._io import write_atomically
 from ._loop import TrainingLoop, checkpoint_path
+from ._params import count
 
 __all__ = ["UPDATE_RULES", "Solver", "TrainingDiverged"]
 
@@ -154,7 +154,7 @@ class Solver(TrainingLoop):
             )
         self.update = getattr(optim, self.update_rule)
         for name in ("batch_size", "num_epochs", "print_every"):
-            setattr(self, name, _positive_int(getattr(self, name), name))
+            setattr(self, name, count(name, getattr(self, name), minimum=1))
         self.seed = seed
         self.rng = np.random if seed is None else np.random.RandomState(seed)
         self.jit = self._jit_setting(jit)
@@ -394,7 +394,8 @@ class Solver(TrainingLoop):
         }
 
     def _restore_best(self) -> None:
-        self.model.params = dict(self.best_params)
+        # Copies: a model that changes its weights in place must not change the best ones.
+        self.model.params = {k: _copy(v) for k, v in self.best_params.items()}
         for (i, key), value in self.best_bn_stats.items():
             self.model.bn_params[i][key] = value
 
@@ -630,19 +631,6 @@ def _loss_matches_functional_form(model: Any) -> bool:
     defines ``loss`` is one of xpnn's models, or defines ``functional_loss`` itself."""
     owner = next(klass for klass in type(model).__mro__ if "loss" in vars(klass))
     return owner.__module__.startswith("xpnn.classifiers") or "functional_loss" in vars(owner)
-
-
-def _positive_int(value: Any, name: str) -> int:
-    """A positive integer (a Python or NumPy integer, not a bool)."""
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        value = operator.index(value)
-    except TypeError:
-        raise ValueError(f"{name} must be a positive integer; got {value!r}") from None
-    if value < 1:
-        raise ValueError(f"{name} must be a positive integer; got {value!r}")
-    return value
 
 
 def _all_finite(arrays: list[Any]) -> np.ndarray:

@@ -20,9 +20,9 @@ from .._backend import (
     device_of,
     get_backend,
     get_namespace,
+    require_array,
     to_backend,
 )
-from ..layers._validate import require_array
 
 _DTYPES = ("float32", "float64")
 

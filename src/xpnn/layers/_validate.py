@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import numbers
-import operator
 import sys
 import typing
 from collections.abc import Callable, Mapping
@@ -25,18 +24,17 @@ from typing import Annotated, Any
 import array_api_compat
 
 from .. import _config
-from .._backend import array_namespace, compile_time_eval, device_of, is_traced
+from .._backend import (
+    array_namespace,
+    cast,
+    compile_time_eval,
+    device_of,
+    is_traced,
+    require_array,
+)
+from .._params import count
 
 # --------------------------------------------------------------------------- arrays and dtypes
-
-
-def require_array(name: str, value: Any) -> None:
-    """``value`` must be an array of some array-API library (not a list, not a number)."""
-    if not array_api_compat.is_array_api_obj(value):
-        raise TypeError(
-            f"{name} must be an array (NumPy, CuPy, JAX, PyTorch or another array-API "
-            f"library); got {type(value).__name__}"
-        )
 
 
 def floating_inputs(**named: Any) -> tuple[Any, tuple[Any, ...], tuple[Any, ...]]:
@@ -80,11 +78,6 @@ def floating_inputs(**named: Any) -> tuple[Any, tuple[Any, ...], tuple[Any, ...]
         xp.empty((0,), dtype=value.dtype, device=device_of(value)) for value in named.values()
     )
     return xp, tuple(cast(xp, value, dtype) for value in named.values()), dtypes
-
-
-def cast(xp: Any, array: Any, dtype: Any) -> Any:
-    """``array`` in ``dtype``, without a copy when it already has it."""
-    return array if array.dtype == dtype else xp.astype(array, dtype)
 
 
 def in_argument_dtypes(xp: Any, grads: tuple[Any, ...], dtypes: tuple[Any, ...]) -> tuple:
@@ -258,16 +251,7 @@ def int_param(params: Mapping[str, Any], dict_name: str, key: str, minimum: int)
     require_dict(params, dict_name)
     if key not in params:
         raise KeyError(f"{dict_name} needs the key {key!r}; got keys {sorted(params)}")
-    value = params[key]
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(
-            f"{dict_name}[{key!r}] must be an integer; got {value!r} ({type(value).__name__})"
-        ) from None
-    if value < minimum:
-        raise ValueError(f"{dict_name}[{key!r}] must be >= {minimum}; got {value}")
-    return value
+    return count(f"{dict_name}[{key!r}]", params[key], minimum=minimum)
 
 
 def windows_out(

@@ -11,12 +11,12 @@ container is always ``torch.nn.Sequential``.
 
 from __future__ import annotations
 
-import operator
 from types import ModuleType
 from typing import Any
 
 import torch
 
+from .._params import count
 from . import nn as xnn
 
 __all__ = ["deep_convnet", "three_layer_convnet"]
@@ -32,18 +32,6 @@ def _check_namespace(nn: Any) -> None:
             "nn must be a namespace of torch.nn-style layers (torch.nn or xpnn.torch.nn) "
             f"with {', '.join(_LAYERS)}; {nn!r} lacks {', '.join(missing)}"
         )
-
-
-def _positive(value: Any, name: str) -> int:
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be a positive integer; got {value!r}") from None
-    if value < 1:
-        raise ValueError(f"{name} must be a positive integer; got {value}")
-    return value
 
 
 def three_layer_convnet(
@@ -90,11 +78,11 @@ def three_layer_convnet(
         A size that is not a positive integer, or ``nn`` without the layers needed.
     """
     _check_namespace(nn)
-    c0 = _positive(in_channels, "in_channels")
-    c1 = _positive(channel_1, "channel_1")
-    c2 = _positive(channel_2, "channel_2")
-    k = _positive(num_classes, "num_classes")
-    size = _positive(image_size, "image_size")
+    c0 = count("in_channels", in_channels, minimum=1)
+    c1 = count("channel_1", channel_1, minimum=1)
+    c2 = count("channel_2", channel_2, minimum=1)
+    k = count("num_classes", num_classes, minimum=1)
+    size = count("image_size", image_size, minimum=1)
     kw = {"device": device, "dtype": dtype}
     return torch.nn.Sequential(
         nn.Conv2d(c0, c1, 5, padding=2, **kw),
@@ -155,12 +143,12 @@ def deep_convnet(
         blocks, or ``nn`` without the layers needed.
     """
     _check_namespace(nn)
-    c_in = _positive(in_channels, "in_channels")
-    widths = [_positive(c, f"channels[{i}]") for i, c in enumerate(channels)]
+    c_in = count("in_channels", in_channels, minimum=1)
+    widths = [count(f"channels[{i}]", c, minimum=1) for i, c in enumerate(channels)]
     if not widths:
         raise ValueError("channels must name at least one block; got an empty sequence")
-    k = _positive(num_classes, "num_classes")
-    size = _positive(image_size, "image_size")
+    k = count("num_classes", num_classes, minimum=1)
+    size = count("image_size", image_size, minimum=1)
     if size < 2 ** len(widths):
         raise ValueError(
             f"image_size {size} is too small for {len(widths)} blocks, each halving it: "

@@ -23,6 +23,7 @@ import torch
 
 from .._io import write_atomically
 from .._loop import TrainingLoop, checkpoint_path
+from .._params import count
 from ..solver import TrainingDiverged
 from . import functional as XF
 
@@ -148,10 +149,9 @@ class Trainer(TrainingLoop):
         missing = [k for k in ("X_train", "y_train", "X_val", "y_val") if k not in data]
         if missing:
             raise ValueError(f"data must hold X_train, y_train, X_val, y_val; missing {missing}")
-        for name, value in (("batch_size", batch_size), ("num_epochs", num_epochs),
-                            ("print_every", print_every)):  # fmt: skip
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer; got {value!r}")
+        batch_size = count("batch_size", batch_size, minimum=1)
+        num_epochs = count("num_epochs", num_epochs, minimum=1)
+        print_every = count("print_every", print_every, minimum=1)
         self.model = model
         self.optimizer = optimizer
         self.scheduler = scheduler
