@@ -145,7 +145,7 @@ def test_bad_settings_are_refused_with_the_argument_named():
         _solver(_fcn(), data, devices=mesh)
     with pytest.raises(ValueError, match="devices must be a positive int"):
         _solver(_fcn(), data, devices=2.5)
-    with pytest.raises(ValueError, match="devices must be a positive int; got 0"):
+    with pytest.raises(ValueError, match="devices must be at least 1; got 0"):
         _solver(_fcn(), data, devices=0)
     with pytest.raises(ValueError, match="devices: an empty sequence"):
         _solver(_fcn(), data, devices=[])

@@ -278,7 +278,12 @@ def stack_scalars(xp: ModuleType, values: list[Any], shape: tuple[int, ...]) -> 
 
 
 def to_numpy(array: Any) -> np.ndarray:
-    """Copy an array of any backend to a NumPy array on the host (an explicit transfer)."""
+    """Copy an array of any backend to a NumPy array on the host (an explicit transfer).
+
+    On JAX it is ``jax.device_get``, which ``jax.transfer_guard_device_to_host("disallow")``
+    allows: every host read xpnn means to make goes through here, so that the guard
+    catches any other (a ``float()`` or ``bool()`` of a device array).
+    """
     name = backend_name(array)
     if name == "numpy":
         return array
@@ -288,6 +293,10 @@ def to_numpy(array: Any) -> np.ndarray:
         return array.detach().cpu().numpy()
     if name == "array_api_strict":
         return np.from_dlpack(array)
+    if name == "jax":
+        import jax
+
+        return np.asarray(jax.device_get(array))
     return np.asarray(array)
 
 

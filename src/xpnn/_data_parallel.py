@@ -123,7 +123,15 @@ class DataParallel:
     # ------------------------------------------------------------------ placement
 
     def shard_batch(self, *local: Any) -> tuple[Any, ...]:
-        """Global arrays split over the batch axis, from this process's rows (host arrays)."""
+        """Global arrays split over the batch axis, from this process's rows.
+
+        In one process the rows go to their devices with ``jax.device_put`` onto the
+        batch sharding: a minibatch already on a device moves device to device, never
+        through the host. Across processes each contributes its rows as host data
+        (``jax.make_array_from_process_local_data``), where they are in such runs.
+        """
+        if jax.process_count() == 1:
+            return tuple(jax.device_put(a, self.batch_sharding) for a in local)
         return tuple(
             jax.make_array_from_process_local_data(self.batch_sharding, np.asarray(a))
             for a in local
@@ -142,7 +150,10 @@ class DataParallel:
             for i, leaf in enumerate(leaves)
             if not (isinstance(leaf, jax.Array) and leaf.sharding == self.replicated)
         ]
-        if todo:
+        if todo and jax.process_count() == 1:  # device to device, not through the host
+            for i in todo:
+                leaves[i] = jax.device_put(leaves[i], self.replicated)
+        elif todo:
             values = [self.to_host(leaves[i]) for i in todo]
             if jax.process_count() > 1:
                 values = multihost_utils.broadcast_one_to_all(values)
@@ -154,10 +165,11 @@ class DataParallel:
 
     @staticmethod
     def to_host(array: Any) -> np.ndarray:
-        """The value of a replicated (or any fully addressable) array, as NumPy."""
+        """The value of a replicated (or any fully addressable) array, as NumPy: an
+        explicit ``jax.device_get``, which the transfer guard allows."""
         if isinstance(array, jax.Array) and not array.is_fully_addressable:
-            return np.asarray(array.addressable_data(0))
-        return np.asarray(array)
+            array = array.addressable_data(0)
+        return np.asarray(jax.device_get(array))
 
     def gather(self, value: int) -> np.ndarray:
         """One host integer from every process, in process order."""

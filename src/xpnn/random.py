@@ -177,7 +177,9 @@ def uniform(shape: tuple[int, ...], like: Any, seed: int | None = None, dtype: A
         import torch
 
         generator = None
-        if seed is not None:
+        # "meta" tensors (shapes without data, as for checking a model's device path) have
+        # no generator; their draws have no values anyway.
+        if seed is not None and torch.device(device).type != "meta":
             generator = torch.Generator(device=device)
             generator.manual_seed(seed)
         return torch.rand(shape, generator=generator, dtype=dtype, device=device)

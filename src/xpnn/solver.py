@@ -33,8 +33,10 @@ other.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import warnings
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -44,6 +46,7 @@ import numpy as np
 
 from . import optim
 from ._backend import array_namespace, backend_name, device_of, to_backend, to_numpy
+from ._config import label_range_check
 from ._io import write_atomically
 from ._loop import TrainingLoop, checkpoint_path
 from ._params import count
@@ -170,6 +173,7 @@ class Solver(TrainingLoop):
         self.best_val_acc = 0.0
         self.best_epoch: int | None = None
         self.best_params: dict[str, Any] = {}
+        self._labels_verified: bool | None = None
         self.best_bn_stats: dict[tuple[int, str], Any] = {}
         self.loss_history: list[float] = []
         self.train_acc_history: list[float] = []
@@ -231,11 +235,16 @@ class Solver(TrainingLoop):
         Every parameter's update (and its optimizer state) is computed first and stored
         together, so an exception or a non-finite value leaves the model (batch-norm
         running averages included) and the optimizer as they were before the step.
+
+        The step reads the device once: one array holding the loss and whether it and
+        each new parameter are finite. The labels' range is checked once per dataset
+        (:meth:`_labels_checked`), not by the loss at every step.
         """
+        checked = self._labels_checked()
         if self.parallel is not None:
             batch = self.parallel.sample(self.rng, _rows(self.X_train), self.batch_size)
             X, y = self.parallel.shard_batch(
-                to_numpy(_take(self.X_train, batch)), to_numpy(_take(self.y_train, batch))
+                _take(self.X_train, batch), _take(self.y_train, batch)
             )
             return self._compiled_step(X, y, t, total)
         batch = self.rng.choice(_rows(self.X_train), self.batch_size)
@@ -246,18 +255,19 @@ class Solver(TrainingLoop):
         # keep the old ones (the layers never modify them in place) to put back on failure.
         bn_params = getattr(self.model, "bn_params", None) or []
         running = [dict(bn_param) for bn_param in bn_params]
+        unchecked = label_range_check(False) if checked else contextlib.nullcontext()
         try:
-            with np.errstate(all="ignore"):  # a non-finite value is reported below, once
+            with np.errstate(all="ignore"), unchecked:  # a non-finite value is reported below
                 loss, grads = self.model.loss(X, y)
-                value = float(to_numpy(loss))
-                if not np.isfinite(value):
-                    self._diverged(f"loss is {value}", t, total)
                 updates = {
                     name: self.update(w, grads[name], dict(self.optim_configs[name]))
                     for name, w in self.model.params.items()
                 }
-            finite = _all_finite([w for w, _ in updates.values()])
-            bad = [name for name, ok in zip(updates, finite, strict=True) if not ok]
+            status = _loss_and_finiteness(loss, [w for w, _ in updates.values()])
+            value = float(status[0])
+            if not np.isfinite(value):
+                self._diverged(f"loss is {value}", t, total)
+            bad = [name for name, ok in zip(updates, status[1:], strict=True) if not ok]
             if bad:
                 self._diverged(f"the update made {', '.join(bad)} non-finite", t, total)
         except BaseException:
@@ -269,6 +279,38 @@ class Solver(TrainingLoop):
             self.model.params[name] = next_w
             self.optim_configs[name] = config
         return value
+
+    def _labels_checked(self) -> bool:
+        """Check every label of the training and validation sets once per Solver, and say
+        whether that was possible (then the steps skip the loss's per-call check).
+
+        The number of classes is the width of the model's scores for one training row.
+        A model whose ``loss(X)`` does not return ``(N, C)`` scores keeps the per-step check.
+
+        Raises
+        ------
+        ValueError
+            A label outside ``[0, C)``, naming the dataset.
+        """
+        if self._labels_verified is None:
+            (row,) = self._beside_params(_take(self.X_train, np.arange(1)))
+            # Only the shape is used: no warning of the probe reaches the user (batch norm's
+            # test mode before any training step warns about its missing running averages).
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                scores = self.model.loss(row)
+            shape = tuple(getattr(scores, "shape", ()))
+            self._labels_verified = len(shape) == 2
+            if self._labels_verified:
+                classes = int(shape[1])
+                for name in ("y_train", "y_val"):
+                    labels = to_numpy(getattr(self, name))
+                    if labels.size and (labels.min() < 0 or labels.max() >= classes):
+                        raise ValueError(
+                            f"{name} holds labels outside [0, {classes}): the model scores "
+                            f"{classes} classes"
+                        )
+        return self._labels_verified
 
     def _compiled_step(self, X: Any, y: Any, t: int, total: int) -> float:
         """The step of :meth:`_step` as one ``jax.jit`` function; committed if finite."""
@@ -406,6 +448,10 @@ class Solver(TrainingLoop):
         the devices of ``devices``)."""
         if self.parallel is not None:
             return tuple(self.parallel.replicate(self._host(a)) for a in arrays)
+        return self._beside_params(*arrays)
+
+    def _beside_params(self, *arrays: Any) -> tuple[Any, ...]:
+        """Move arrays to the backend and device of the model's first parameter."""
         reference = next(iter(self.model.params.values()))
         name = backend_name(reference)
         moved = []
@@ -633,10 +679,14 @@ def _loss_matches_functional_form(model: Any) -> bool:
     return owner.__module__.startswith("xpnn.classifiers") or "functional_loss" in vars(owner)
 
 
-def _all_finite(arrays: list[Any]) -> np.ndarray:
-    """Whether each array (all on one backend and device) is finite: one host read in all."""
-    xp = array_namespace(*arrays)
-    return to_numpy(xp.stack([xp.all(xp.isfinite(a)) for a in arrays]))
+def _loss_and_finiteness(loss: Any, arrays: list[Any]) -> np.ndarray:
+    """``[loss, isfinite(arrays[0]).all(), ...]`` on the host, in one read of one array.
+
+    ``loss`` and the arrays are on one backend and device; the flags are 1.0 or 0.0.
+    """
+    xp = array_namespace(loss, *arrays)
+    flags = [xp.astype(xp.all(xp.isfinite(a)), loss.dtype) for a in arrays]
+    return to_numpy(xp.stack([xp.reshape(loss, ()), *flags])).astype(np.float64)
 
 
 def _copy(array: Any) -> Any:

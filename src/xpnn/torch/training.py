@@ -315,7 +315,7 @@ class Trainer(TrainingLoop):
             (batch size, training-set size, model).
         """
         path = Path(path)
-        state = _read_checkpoint(path, self.device)
+        state = _read_checkpoint(path)  # on the CPU: the RNG states must stay there
         for key, mine in (("batch_size", self.batch_size),
                           ("iterations_per_epoch", self.iterations_per_epoch)):  # fmt: skip
             if state[key] != mine:
@@ -350,18 +350,24 @@ class Trainer(TrainingLoop):
     def checkpoint_info(path: str | os.PathLike) -> dict[str, Any]:
         """The metadata of a checkpoint (epoch, iteration, batch size, histories,
         ``run_info``), without its tensors."""
-        state = _read_checkpoint(Path(path), torch.device("cpu"))
+        state = _read_checkpoint(Path(path))
         skip = ("model", "best", "optimizer", "scheduler", "rng")
         return {k: v for k, v in state.items() if k not in skip}
 
 
-def _read_checkpoint(path: Path, device: torch.device) -> dict[str, Any]:
-    """A checkpoint's contents (tensors on ``device``), or a ValueError naming the file."""
+def _read_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint's contents, every tensor on the CPU, or a ValueError naming the file.
+
+    Never loaded straight onto the model's device: ``torch.set_rng_state`` and
+    ``torch.cuda.set_rng_state`` take CPU tensors only. The weights are copied onto the
+    device by ``load_state_dict`` (the model's and the optimizer's), the best weights by
+    the Trainer.
+    """
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:
         # weights_only: tensors and plain containers only, no arbitrary unpickling
-        state = torch.load(path, map_location=device, weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
         if not isinstance(state, dict) or state.get("format") != _FORMAT:
             raise ValueError
         required = ("epoch", "iteration", "batch_size", "iterations_per_epoch", "model",
