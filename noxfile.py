@@ -105,3 +105,25 @@ def bench(session: nox.Session) -> None:
     session.run(
         "xpnn", "bench", "--backend", "jax", "--out", "benchmarks/RESULTS.md", *session.posargs
     )
+
+
+@nox.session
+def gpu(session: nox.Session) -> None:
+    """The GPU check (tools/gpu_check.py): cupy, JAX and torch-CUDA tests and ``xpnn bench``.
+
+    Without a CUDA device it is the dry run: each step's tests are collected, not run, and
+    the benchmarks are skipped, each with one line saying so. On a machine with a GPU and
+    its CUDA builds of CuPy, JAX and PyTorch, it runs for real (about 7 minutes) and writes
+    into ``gpu_check_out/``; ``python tools/gpu_check.py --merge
+    gpu_check_out/gpu_results.md`` then records the results in benchmarks/RESULTS.md. On the
+    lent device machine, run the script itself (its docstring says how).
+    """
+    if _cuda_device_visible():
+        session.install(".[test,cupy]", "jax[cuda13]", "torch", "pytest-xdist")
+        session.run("python", "tools/gpu_check.py", "--out", "gpu_check_out", *session.posargs)
+    else:
+        session.install(".[test]")
+        session.run(
+            "python", "tools/gpu_check.py", "--dry-run", "--out", "gpu_check_out",
+            *session.posargs,
+        )  # fmt: skip

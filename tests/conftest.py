@@ -1,4 +1,5 @@
-"""The backend matrix: ``XPNN_BACKEND`` picks the array library the whole suite runs on.
+"""The backend matrix: ``XPNN_BACKEND`` picks the array library the whole suite runs on
+(``XPNN_DEVICE=cuda`` puts the torch backend's test arrays on the GPU).
 
 Inputs are built in NumPy from a seed and moved to the backend (array-api-strict on its
 non-default ``device1``, so a forgotten ``device=`` fails). JAX runs with x64 enabled, and
@@ -92,6 +93,10 @@ def bk() -> Backend:
         import array_api_strict
 
         device = array_api_strict.Device("device1")
+    if BACKEND == "torch" and os.environ.get("XPNN_DEVICE"):  # the GPU check: cuda
+        import torch
+
+        device = torch.device(os.environ["XPNN_DEVICE"])
     return Backend(BACKEND, _XP, device)
 
 

@@ -328,3 +328,74 @@ def test_sharded_minibatches_are_placed_without_the_host(monkeypatch):
     assert read == [(40,), (20,)]  # the labels' range, once per dataset; no minibatch
     batch = solver.parallel.shard_batch(data["X_train"][:8])[0]
     assert batch.sharding == solver.parallel.batch_sharding
+
+
+# --------------------------------------------------------------------------- on a CUDA GPU
+
+
+def _cuda() -> bool:
+    if not HAS_TORCH:
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
+needs_cuda = pytest.mark.skipif(not _cuda(), reason="needs a CUDA GPU (the GPU check)")
+
+
+@needs_cuda
+def test_the_torch_nn_twins_match_torch_nn_on_cuda():
+    import torch
+
+    import xpnn.torch.nn as xnn
+    from xpnn.torch import models
+
+    grads = []
+    for nn in (torch.nn, xnn):
+        torch.manual_seed(0)
+        model = models.deep_convnet(3, [8, 16], 10, image_size=16, nn=nn).to("cuda")
+        x = torch.randn(6, 3, 16, 16, device="cuda")
+        y = torch.randint(0, 10, (6,), device="cuda")
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        grads.append([p.grad for p in model.parameters()])
+    for ours, theirs in zip(grads[1], grads[0], strict=True):
+        assert ours.device.type == "cuda"
+        torch.testing.assert_close(ours, theirs, rtol=1e-3, atol=1e-4)
+
+
+@needs_cuda
+def test_the_torch_trainer_resumes_exactly_on_cuda(tmp_path):
+    import torch
+
+    from xpnn.torch import training
+
+    data = {k: v.astype(np.float32) if k.startswith("X") else v for k, v in _blobs().items()}
+
+    def trainer(epochs, **kwargs):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(12, 8), torch.nn.Dropout(0.3),
+                                    torch.nn.Linear(8, 3)).to("cuda")  # fmt: skip
+        return training.Trainer(model, data, torch.optim.SGD(model.parameters(), lr=0.1),
+                                batch_size=10, num_epochs=epochs, verbose=False, seed=0,
+                                **kwargs)  # fmt: skip
+
+    trainer(1, checkpoint_name=str(tmp_path / "run")).train()
+    resumed = trainer(2)
+    resumed.load_checkpoint(tmp_path / "run_epoch_001.pt")
+    resumed.train()
+    straight = trainer(2)
+    straight.train()
+    assert resumed.loss_history == straight.loss_history
+
+
+@needs_cuda
+@pytest.mark.parametrize("framework", ["xpnn", "torch"])
+def test_xpnn_train_on_cuda(framework, tmp_path, monkeypatch):
+    from xpnn.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    argv = ["train", "--backend", "torch", "--device", "cuda:0", "--epochs", "1", "--quiet"]
+    if framework == "torch":
+        argv = ["train", "--framework", "torch", "--device", "cuda:0", "--epochs", "1", "--quiet"]
+    assert main(argv) == 0

@@ -355,13 +355,15 @@ def _profile(rows: list[Row]) -> list[str]:
 
 
 def write_section(path: str | Path, results: Results) -> Path:
-    """Put the report of ``results`` into ``path``, replacing that backend's section.
+    """Put the report of ``results`` into ``path``, replacing that backend's section (a
+    GPU run has a section of its own, beside the CPU one).
 
     Sections of other backends already in the file are kept; the file is written
     atomically.
     """
     path = Path(path)
-    begin, end = f"<!-- bench:{results.backend} -->", f"<!-- /bench:{results.backend} -->"
+    key = f"{results.backend}-gpu" if results.gpu else results.backend
+    begin, end = f"<!-- bench:{key} -->", f"<!-- /bench:{key} -->"
     section = "\n".join([begin, *report(results), end])
     text = (
         path.read_text()

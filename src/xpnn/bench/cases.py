@@ -220,6 +220,19 @@ def _xpnn_train_step(model, X, y, learning_rate=1e-3):
 # --------------------------------------------------------------------------- PyTorch
 
 
+def conv_target(backend: str, cuda: bool, dtype: str) -> float:
+    """The conv fwd+bwd target ratio against PyTorch.
+
+    On a GPU (issue "GPU path", H200, float32): CuPy's im2col within 2x of cuDNN, xpnn on
+    torch-CUDA (which runs torch's own convolution through ``xpnn._native``) within 1.2x.
+    On the CPU: parity in float64, 2x in float32 (PyTorch's float32 CPU convolution is
+    a tuned direct kernel; ours is im2col and one GEMM).
+    """
+    if cuda:
+        return 2.0 if backend == "cupy" else 1.2
+    return 1.0 if dtype == "float64" else 2.0
+
+
 def _torch_cases(arrays: Callable, dtype: str, device: Any, ours: Callable) -> Iterator[Case]:
     """Every case against PyTorch; ``arrays(*np_arrays)`` moves NumPy data to our backend."""
     import torch
@@ -275,7 +288,7 @@ def _torch_cases(arrays: Callable, dtype: str, device: Any, ours: Callable) -> I
             torch_conv(x, w, b, param, dout, device),
             sync_ours,
             sync_torch,
-            1.0 if dtype == "float64" else 2.0,
+            conv_target(ours("backend"), cuda, dtype),
             stages=(
                 Stage(
                     "forward",
@@ -531,7 +544,7 @@ def _jax_cases(dtype: str) -> Iterator[Case]:
             partial(ref, dout, x, w, b),
             sync,
             sync,
-            1.0,
+            1.0 if jax.devices()[0].platform == "cpu" else 1.2,
             stages=(Stage("forward", partial(forward, x, w, b), partial(jax.jit(conv), x, w, b)),),
             limit=LIMITS["jax conv"],
             forward_in_whole=False,
