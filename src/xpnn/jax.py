@@ -25,12 +25,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from .registry import BUILTIN_LAYERS, Layer
-from .registry.bridges import bridge_docstring
+from .registry import Layer
+from .registry.bridges import bridge_docstring, bridge_names, check_array_count, make_bridges
 
-__all__ = sorted(
-    ["from_layer", "function", *(d.bridge for d in BUILTIN_LAYERS if d.bridge is not None)]
-)
+__all__ = sorted(["from_layer", "function", *bridge_names()])
 
 
 # --------------------------------------------------------------------------- the bridge
@@ -114,19 +112,13 @@ def function(declaration: Layer) -> Callable:
     the forward left them when ``returns_param_arrays``). Its VJP is the declared backward
     (``bridge_backward`` if given). Every built-in function of this module is made so.
     """
-    count = len(declaration.inputs) + len(declaration.param_arrays)
     fn = from_layer(
         lambda *arrays, **keywords: declaration.call(arrays, declaration.arguments(keywords)),
         declaration.bridge_grads,
     )
 
     def apply(*arrays: Any, **keywords: Any) -> Any:
-        if len(arrays) != count:
-            names = [*declaration.inputs, *(t.split(".")[-1] for t in declaration.param_arrays)]
-            raise TypeError(
-                f"{declaration.bridge or declaration.name}() takes the {count} arrays "
-                f"{', '.join(names)}; got {len(arrays)}"
-            )
+        check_array_count(declaration, arrays, "arrays")
         declaration.arguments(keywords)  # unknown or missing keywords: a TypeError here
         n = len(declaration.inputs)
         constants = tuple(jax.lax.stop_gradient(jnp.asarray(a)) for a in arrays[n:])
@@ -169,17 +161,4 @@ def _dropout_adapter(generated: Callable) -> Callable:
 _ADAPTERS = {"dropout": _dropout_adapter}
 
 
-def _build() -> None:
-    for declaration in BUILTIN_LAYERS:
-        if declaration.bridge is None:
-            continue
-        generated = function(declaration)
-        adapter = _ADAPTERS.get(declaration.bridge)
-        if adapter is None and declaration.random:
-            raise ImportError(
-                f"xpnn.jax: {declaration.bridge} draws random numbers and has no adapter"
-            )
-        globals()[declaration.bridge] = generated if adapter is None else adapter(generated)
-
-
-_build()
+globals().update(make_bridges(function, _ADAPTERS, __name__))

@@ -1,12 +1,57 @@
-"""What the framework bridges derive from a declaration besides the function: its docstring."""
+"""What the framework bridges share: their names, the argument check, the docstrings, and
+the loop that makes one function per bridged declaration."""
 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
 
+from .builtin import BUILTIN_LAYERS
 from .spec import REQUIRED, Layer
 
-__all__ = ["bridge_docstring"]
+__all__ = ["bridge_docstring", "bridge_names", "check_array_count", "make_bridges"]
+
+
+def bridge_names() -> list[str]:
+    """The names of the bridged built-in layers, for the bridges' ``__all__``."""
+    return [d.bridge for d in BUILTIN_LAYERS if d.bridge is not None]
+
+
+def check_array_count(declaration: Layer, arrays: tuple[Any, ...], kind: str) -> None:
+    """A TypeError naming the arrays a bridge function takes, if ``arrays`` is not them."""
+    names = [*declaration.inputs, *(t.split(".")[-1] for t in declaration.param_arrays)]
+    if len(arrays) != len(names):
+        raise TypeError(
+            f"{declaration.bridge or declaration.name}() takes the {len(names)} {kind} "
+            f"{', '.join(names)}; got {len(arrays)}"
+        )
+
+
+def make_bridges(
+    make: Callable[[Layer], Callable],
+    adapters: Mapping[str, Callable[[Callable], Callable]],
+    module: str,
+) -> dict[str, Callable]:
+    """``{bridge name: function}`` for every bridged built-in layer.
+
+    ``make`` turns a declaration into the framework's function; a layer that draws random
+    numbers gets wrapped by its entry of ``adapters``, which draws them the framework's
+    way (an ImportError naming ``module`` if there is none).
+    """
+    functions = {}
+    for declaration in BUILTIN_LAYERS:
+        if declaration.bridge is None:
+            continue
+        generated = make(declaration)
+        adapter = adapters.get(declaration.bridge)
+        if adapter is None and declaration.random:
+            raise ImportError(
+                f"{module}: {declaration.bridge} draws random numbers and has no adapter"
+            )
+        functions[declaration.bridge] = generated if adapter is None else adapter(generated)
+    return functions
+
 
 _FRAMEWORK = {
     "jax": ("JAX arrays", "its VJP (``jax.grad``, ``jax.vjp``) is"),

@@ -32,12 +32,10 @@ from typing import Any, NamedTuple
 import torch
 from torch.autograd.function import once_differentiable
 
-from ..registry import BUILTIN_LAYERS, Layer
-from ..registry.bridges import bridge_docstring
+from ..registry import Layer
+from ..registry.bridges import bridge_docstring, bridge_names, check_array_count, make_bridges
 
-__all__ = sorted(
-    ["function", "make_function", *(d.bridge for d in BUILTIN_LAYERS if d.bridge is not None)]
-)
+__all__ = sorted(["function", "make_function", *bridge_names()])
 
 
 # --------------------------------------------------------------------------- caches
@@ -217,12 +215,7 @@ def function(declaration: Layer) -> Callable:
     positions = {k: i for i, k in enumerate(declaration.inputs)}
 
     def apply(*tensors: Any, **keywords: Any) -> Any:
-        if len(tensors) != count:
-            names = [*declaration.inputs, *(t.split(".")[-1] for t in declaration.param_arrays)]
-            raise TypeError(
-                f"{declaration.bridge or declaration.name}() takes the {count} tensors "
-                f"{', '.join(names)}; got {len(tensors)}"
-            )
+        check_array_count(declaration, tensors, "tensors")
         arguments = declaration.arguments(keywords)
         tensors_ = list(tensors)
         for key, (value, like, axis) in declaration.fills.items():
@@ -278,18 +271,4 @@ def _dropout_adapter(generated: Callable) -> Callable:
 _ADAPTERS = {"dropout": _dropout_adapter}
 
 
-def _build() -> None:
-    for declaration in BUILTIN_LAYERS:
-        if declaration.bridge is None:
-            continue
-        generated = function(declaration)
-        adapter = _ADAPTERS.get(declaration.bridge)
-        if adapter is None and declaration.random:
-            raise ImportError(
-                f"xpnn.torch.functional: {declaration.bridge} draws random numbers and has "
-                "no adapter"
-            )
-        globals()[declaration.bridge] = generated if adapter is None else adapter(generated)
-
-
-_build()
+globals().update(make_bridges(function, _ADAPTERS, __name__))
