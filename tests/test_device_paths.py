@@ -222,6 +222,43 @@ def test_the_eager_solver_step_reads_the_host_once(bk, monkeypatch):
     assert reads[2:] == [(5,)] * 4
 
 
+@needs_torch
+def test_the_eager_solver_trains_on_meta_tensors_reading_only_through_to_numpy(monkeypatch):
+    """The whole eager loop (sampling, the step, the optimizer, the bookkeeping) on meta
+    tensors: the Solver's documented reads go through ``to_numpy``, here answered with ones
+    (labels in range, a finite loss, finite parameters); any other read of a value, in the
+    loop, the layers or the update rules, raises."""
+    import torch
+
+    import xpnn.solver as solver_module
+
+    reads = []
+
+    def ones(array):
+        reads.append(tuple(array.shape))
+        assert array.device.type == "meta"
+        return np.ones(tuple(array.shape), dtype=str(array.dtype).removeprefix("torch."))
+
+    monkeypatch.setattr(solver_module, "to_numpy", ones)
+    data = {
+        "X_train": torch.empty(40, 12, device="meta"),
+        "y_train": torch.empty(40, dtype=torch.int64, device="meta"),
+        "X_val": torch.empty(20, 12, device="meta"),
+        "y_val": torch.empty(20, dtype=torch.int64, device="meta"),
+    }
+    model = xpnn.FullyConnectedNet(
+        [8, 6], input_dim=12, num_classes=3, dropout_keep_ratio=0.7, normalization="batchnorm",
+        backend="torch", device="meta",
+    )  # fmt: skip
+    for rule in ("sgd_momentum", "adam", "rmsprop"):
+        reads.clear()
+        solver = xpnn.Solver(model, data, update_rule=rule, batch_size=10, num_epochs=1,
+                             verbose=False, seed=0, jit=False)  # fmt: skip
+        solver._check_and_keep_best = lambda bar: None  # accuracy checks read predictions
+        solver.train()
+        assert reads == [(40,), (20,), *[(11,)] * 4]  # loss + 10 parameters per step
+
+
 def test_a_label_out_of_range_is_caught_once_per_dataset(bk):
     data = _blobs()
     data["y_val"] = data["y_val"].copy()
@@ -399,3 +436,37 @@ def test_xpnn_train_on_cuda(framework, tmp_path, monkeypatch):
     if framework == "torch":
         argv = ["train", "--framework", "torch", "--device", "cuda:0", "--epochs", "1", "--quiet"]
     assert main(argv) == 0
+
+
+def test_new_labels_are_checked_again(bk):
+    data = _blobs()
+    model = xpnn.FullyConnectedNet([8], input_dim=12, num_classes=3, backend=bk.name)
+    solver = xpnn.Solver(model, data, batch_size=10, num_epochs=1, verbose=False)
+    solver.train()
+    solver.y_train = data["y_train"] + 5  # a notebook cell replaces the labels
+    solver.num_epochs = 2
+    with pytest.raises(ValueError, match=r"y_train holds labels outside \[0, 3\)"):
+        solver.train()
+
+
+class _FloatLoss:
+    """An assignment-style model whose loss is a Python float."""
+
+    def __init__(self, bk):
+        self.params = {"W": bk.asarray(np.zeros((12, 3))), "b": bk.asarray(np.zeros(3))}
+
+    def loss(self, X, y=None):
+        scores, cache = xpnn.affine_forward(X, self.params["W"], self.params["b"])
+        if y is None:
+            return scores
+        loss, dscores = xpnn.softmax_loss(scores, y)
+        _, dW, db = xpnn.affine_backward(dscores, cache)
+        return float(xpnn.to_numpy(loss)), {"W": dW, "b": db}
+
+
+def test_a_model_whose_loss_is_a_python_float_trains(bk):
+    solver = xpnn.Solver(_FloatLoss(bk), _blobs(), batch_size=10, num_epochs=1, verbose=False,
+                         seed=0, jit=False)  # fmt: skip
+    solver.train()
+    assert all(isinstance(v, float) for v in solver.loss_history)
+    assert solver.loss_history[0] == pytest.approx(np.log(3))

@@ -233,3 +233,44 @@ def test_a_planted_wrong_backward_is_caught_by_the_oracle():
     assert run_oracle(good, declaration.oracle, FRAMEWORK).passed
     result = run_oracle(wrong, declaration.oracle, FRAMEWORK)
     assert not result.passed and result.worst == "x"
+
+
+# --------------------------------------------------------------------------- bridge calls
+
+
+def _bridges():
+    modules = []
+    if _has("torch"):
+        import xpnn.torch.functional as xf
+
+        modules.append(xf)
+    if _has("jax") and BACKEND == "jax":
+        import xpnn.jax as xj
+
+        modules.append(xj)
+    return modules
+
+
+def test_bridge_functions_have_real_signatures_and_take_arrays_by_name():
+    import inspect
+
+    for module in _bridges():
+        assert str(inspect.signature(module.conv)) == "(x, w, b, *, stride=1, pad=0)"
+        assert str(inspect.signature(module.batchnorm)) == (
+            "(x, gamma, beta, running_mean, running_var, *, train, momentum=0.9, eps=1e-05)"
+        )
+        x = np.arange(6.0).reshape(2, 3)
+        w = np.ones((3, 2))
+        b = np.zeros(2)
+        if module.__name__.startswith("xpnn.torch"):
+            import torch
+
+            x, w, b = (torch.tensor(a) for a in (x, w, b))
+        out = module.affine(x, w=w, b=b)
+        np.testing.assert_allclose(np.asarray(out), [[3.0, 3.0], [12.0, 12.0]])
+        with pytest.raises(TypeError, match=r"affine\(\): missing a required argument: 'b'"):
+            module.affine(x, w)
+        with pytest.raises(TypeError, match=r"conv\(\): got an unexpected keyword argument"):
+            module.conv(x, w, b, padding=1)
+        doc = module.conv.__doc__
+        assert "x : array, shape (N, C, H, W)" in doc and "stride : int, default 1" in doc

@@ -64,11 +64,19 @@ GRADCHECKS = {
     ),
     "layernorm": (
         lambda x, g, b: XF.layernorm(x, g, b),
-        lambda: (_t(6, 5), _t(5, seed=1), _t(5, seed=2)),
+        lambda: (_t(2, 3, 5), _t(5, seed=1), _t(5, seed=2)),
     ),
     "groupnorm": (
         lambda x, g, b: XF.groupnorm(x, g, b, groups=2),
         lambda: (_t(2, 4, 3, 3), _t(4, seed=1), _t(4, seed=2)),
+    ),
+    "groupnorm_3d": (
+        lambda x, g, b: XF.groupnorm(x, g, b, groups=2),
+        lambda: (_t(2, 4, 5), _t(4, seed=1), _t(4, seed=2)),
+    ),
+    "batchnorm_eval_without_running_stats": (
+        lambda x, g, b: XF.batchnorm(x, g, b, None, None, train=False)[0],
+        lambda: (_t(6, 3), _t(3, seed=1), _t(3, seed=2)),
     ),
     "dropout": (
         lambda x: XF.dropout(x, p=0.6, train=True, mask=torch.arange(20).reshape(4, 5) % 3 > 0),

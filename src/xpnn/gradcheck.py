@@ -1,5 +1,7 @@
 """Moved: the case machinery is :mod:`xpnn.registry` (declarations, cases) and
-:mod:`xpnn.layer_checks` (the runner). This alias warns and will go in xpnn 0.4."""
+:mod:`xpnn.layer_checks` (the runner). This alias of the package's public names warns
+and will go in xpnn 0.4; its former submodules (``xpnn.gradcheck.spec``, ``.cases``,
+``.registry``, ``.runner``) are gone: import from the two packages."""
 
 import warnings
 

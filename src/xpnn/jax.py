@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from .registry import Layer
-from .registry.bridges import bridge_docstring, bridge_names, check_array_count, make_bridges
+from .registry.bridges import bind, bridge_docstring, bridge_names, bridge_signature, make_bridges
 
 __all__ = sorted(["from_layer", "function", *bridge_names()])
 
@@ -117,9 +117,10 @@ def function(declaration: Layer) -> Callable:
         declaration.bridge_grads,
     )
 
-    def apply(*arrays: Any, **keywords: Any) -> Any:
-        check_array_count(declaration, arrays, "arrays")
-        declaration.arguments(keywords)  # unknown or missing keywords: a TypeError here
+    signature = bridge_signature(declaration)
+
+    def apply(*args: Any, **kwargs: Any) -> Any:
+        arrays, keywords = bind(declaration, signature, args, kwargs)
         n = len(declaration.inputs)
         constants = tuple(jax.lax.stop_gradient(jnp.asarray(a)) for a in arrays[n:])
         return fn(*arrays[:n], *constants, **keywords)
@@ -127,6 +128,7 @@ def function(declaration: Layer) -> Callable:
     apply.__name__ = apply.__qualname__ = declaration.bridge or declaration.name
     apply.__doc__ = bridge_docstring(declaration, "jax")
     apply.__module__ = __name__
+    apply.__signature__ = signature  # type: ignore[attr-defined]
     return apply
 
 

@@ -174,6 +174,7 @@ class Solver(TrainingLoop):
         self.best_epoch: int | None = None
         self.best_params: dict[str, Any] = {}
         self._labels_verified: bool | None = None
+        self._labels_of: tuple[Any, Any] = (None, None)
         self.best_bn_stats: dict[tuple[int, str], Any] = {}
         self.loss_history: list[float] = []
         self.train_acc_history: list[float] = []
@@ -281,8 +282,9 @@ class Solver(TrainingLoop):
         return value
 
     def _labels_checked(self) -> bool:
-        """Check every label of the training and validation sets once per Solver, and say
-        whether that was possible (then the steps skip the loss's per-call check).
+        """Check every label of the training and validation sets once per dataset (again
+        when ``y_train`` or ``y_val`` is replaced), and say whether that was possible: then
+        the steps skip the loss's per-call check.
 
         The number of classes is the width of the model's scores for one training row.
         A model whose ``loss(X)`` does not return ``(N, C)`` scores keeps the per-step check.
@@ -292,7 +294,11 @@ class Solver(TrainingLoop):
         ValueError
             A label outside ``[0, C)``, naming the dataset.
         """
-        if self._labels_verified is None:
+        datasets = (self.y_train, self.y_val)
+        if self._labels_verified is None or any(
+            a is not b for a, b in zip(datasets, self._labels_of, strict=True)
+        ):
+            self._labels_of = datasets
             (row,) = self._beside_params(_take(self.X_train, np.arange(1)))
             # Only the shape is used: no warning of the probe reaches the user (batch norm's
             # test mode before any training step warns about its missing running averages).
@@ -684,7 +690,9 @@ def _loss_and_finiteness(loss: Any, arrays: list[Any]) -> np.ndarray:
 
     ``loss`` and the arrays are on one backend and device; the flags are 1.0 or 0.0.
     """
-    xp = array_namespace(loss, *arrays)
+    xp = array_namespace(*arrays)
+    if not hasattr(loss, "dtype"):  # a model that returns float(loss), as some assignments do
+        loss = xp.asarray(loss, dtype=xp.float32, device=device_of(arrays[0]))
     flags = [xp.astype(xp.all(xp.isfinite(a)), loss.dtype) for a in arrays]
     return to_numpy(xp.stack([xp.reshape(loss, ()), *flags])).astype(np.float64)
 

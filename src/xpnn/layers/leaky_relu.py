@@ -32,7 +32,7 @@ class LeakyReluCache(NamedTuple):
 
 
 def leaky_relu_forward(x: Any, negative_slope: float = 0.01) -> tuple[Any, LeakyReluCache]:
-    """Leaky ReLU forward pass, as ``torch.nn.functional.leaky_relu`` and ``jax.nn.leaky_relu``.
+    """Leaky ReLU forward pass: the values of ``torch.nn.functional.leaky_relu``.
 
     Parameters
     ----------
@@ -58,7 +58,8 @@ def leaky_relu_backward(dout: Any, cache: LeakyReluCache) -> Any:
     """Leaky ReLU backward pass.
 
     The gradient is ``dout`` where ``x > 0`` and ``negative_slope * dout`` elsewhere. At
-    ``x == 0`` the slope of the left side is used, as in PyTorch and JAX.
+    ``x == 0`` the slope of the left side is used, as in PyTorch (``jax.nn.leaky_relu``
+    takes the right side's, 1).
 
     Parameters
     ----------

@@ -124,9 +124,16 @@ def _torch_conv_bn_relu(torch, x, w, b, gamma, beta, conv_param, bn_param):
 # --------------------------------------------------------------------------- parameters
 
 _BN_PARAMS = {
-    "train": Param("bn_param.mode", convert=lambda train: "train" if train else "test"),
-    "momentum": Param("bn_param.momentum", 0.9),
-    "eps": Param("bn_param.eps", 1e-5),
+    "train": Param(
+        "bn_param.mode",
+        convert=lambda train: "train" if train else "test",
+        doc="True: normalize with the batch statistics and update the running averages; "
+        "False: normalize with the running averages (test mode).",
+    ),
+    "momentum": Param(
+        "bn_param.momentum", 0.9, doc="``running = momentum * running + (1 - momentum) * batch``."
+    ),
+    "eps": Param("bn_param.eps", 1e-5, doc="Added to the variance."),
 }
 _BN_ARRAYS = ("bn_param.running_mean", "bn_param.running_var")
 _CHANNEL_FILLS = {"gamma": (1.0, "x", 1), "beta": (0.0, "x", 1)}
@@ -220,7 +227,7 @@ BUILTIN_LAYERS: tuple[Layer, ...] = (
             jax=lambda jax, x, negative_slope=0.01: jax.nn.leaky_relu(x, negative_slope),
         ),
         bridge="leaky_relu",
-        params={"negative_slope": Param("negative_slope", 0.01)},
+        params={"negative_slope": Param("negative_slope", 0.01, doc="The slope for x <= 0.")},
     ),
     Layer(
         conv.conv_forward_fast,
@@ -231,8 +238,8 @@ BUILTIN_LAYERS: tuple[Layer, ...] = (
         oracle=Oracle(torch=_torch_conv, jax=_jax_conv),
         bridge="conv",
         params={
-            "stride": Param("conv_param.stride", 1),
-            "pad": Param("conv_param.pad", 0),
+            "stride": Param("conv_param.stride", 1, doc="``conv_param['stride']``, an int >= 1."),
+            "pad": Param("conv_param.pad", 0, doc="``conv_param['pad']``: zeros on H and W."),
         },
         fills={"b": (0.0, "w", 0)},
         input_grad_flag="input_grad",
@@ -299,7 +306,7 @@ BUILTIN_LAYERS: tuple[Layer, ...] = (
         derivation="layernorm_groupnorm",
         oracle=Oracle(torch=_torch_layernorm, jax=_jax_layernorm),
         bridge="layernorm",
-        params={"eps": Param("ln_param.eps", 1e-5)},
+        params={"eps": Param("ln_param.eps", 1e-5, doc="Added to the variance.")},
         fills={"gamma": (1.0, "x", -1), "beta": (0.0, "x", -1)},
     ),
     Layer(
@@ -313,7 +320,10 @@ BUILTIN_LAYERS: tuple[Layer, ...] = (
         derivation="layernorm_groupnorm",
         oracle=Oracle(torch=_torch_groupnorm),
         bridge="groupnorm",
-        params={"groups": Param("G"), "eps": Param("gn_param.eps", 1e-5)},
+        params={
+            "groups": Param("G", doc="The number of groups G, a divisor of C."),
+            "eps": Param("gn_param.eps", 1e-5, doc="Added to the variance."),
+        },
         fills=_CHANNEL_FILLS,
     ),
     Layer(
@@ -327,7 +337,7 @@ BUILTIN_LAYERS: tuple[Layer, ...] = (
         derivation="dropout",
         no_oracle="its mask is random; tests/test_dropout.py checks the mask's statistics",
         bridge="dropout",
-        params={"p": Param("dropout_param.p")},
+        params={"p": Param("dropout_param.p", doc="The probability of KEEPING a unit.")},
         param_arrays=("dropout_param.mask",),
         fixed={"dropout_param.mode": "train"},
         random=True,

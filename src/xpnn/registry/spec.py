@@ -189,11 +189,14 @@ class Param:
     convert : callable, optional
         Turns the bridge's value into the forward's (``train=True`` into
         ``bn_param['mode'] = 'train'``).
+    doc : str, optional
+        What it means, for the bridge functions' docstrings (default: its target).
     """
 
     target: str
     default: Any = REQUIRED
     convert: Callable[[Any], Any] | None = None
+    doc: str = ""
 
 
 @dataclass(frozen=True)

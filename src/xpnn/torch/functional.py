@@ -26,6 +26,7 @@ in :mod:`xpnn.torch.nn` follow ``torch.nn``'s conventions instead.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -33,7 +34,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from ..registry import Layer
-from ..registry.bridges import bridge_docstring, bridge_names, check_array_count, make_bridges
+from ..registry.bridges import bind, bridge_docstring, bridge_names, bridge_signature, make_bridges
 
 __all__ = sorted(["function", "make_function", *bridge_names()])
 
@@ -150,7 +151,8 @@ def make_function(
         ctx.xpnn_inputs = len(tensors)
         ctx.xpnn_tuple = isinstance(out, tuple)
         if non_differentiable_outputs:
-            ctx.mark_non_differentiable(*outputs[len(outputs) - non_differentiable_outputs :])
+            tail = outputs[len(outputs) - non_differentiable_outputs :]
+            ctx.mark_non_differentiable(*(o for o in tail if o is not None))
         return outputs if ctx.xpnn_tuple else outputs[0]
 
     @once_differentiable
@@ -213,9 +215,10 @@ def function(declaration: Layer) -> Callable:
         ),
     )
     positions = {k: i for i, k in enumerate(declaration.inputs)}
+    signature = bridge_signature(declaration)
 
-    def apply(*tensors: Any, **keywords: Any) -> Any:
-        check_array_count(declaration, tensors, "tensors")
+    def apply(*args: Any, **kwargs: Any) -> Any:
+        tensors, keywords = bind(declaration, signature, args, kwargs)
         arguments = declaration.arguments(keywords)
         tensors_ = list(tensors)
         for key, (value, like, axis) in declaration.fills.items():
@@ -233,6 +236,7 @@ def function(declaration: Layer) -> Callable:
     apply.__name__ = apply.__qualname__ = declaration.bridge or declaration.name
     apply.__doc__ = bridge_docstring(declaration, "torch")
     apply.__module__ = __name__
+    apply.__signature__ = signature  # type: ignore[attr-defined]
     apply.autograd_function = fn  # type: ignore[attr-defined]
     return apply
 
@@ -267,8 +271,33 @@ def _dropout_adapter(generated: Callable) -> Callable:
     return dropout
 
 
-# Layers whose bridge function draws random numbers: the framework's own way.
-_ADAPTERS = {"dropout": _dropout_adapter}
+def _reshaping_adapter(to_layer: Callable, note: str) -> Callable:
+    """An adapter that views ``x`` as the layer's shape (``to_layer(x)``), and the output back."""
+
+    def adapter(generated: Callable) -> Callable:
+        @functools.wraps(generated)
+        def reshaped(x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+            return generated(to_layer(x), *args, **kwargs).reshape(x.shape)
+
+        reshaped.__doc__ = f"{generated.__doc__}\n\n{note}"
+        return reshaped
+
+    return adapter
+
+
+# Layers whose bridge function draws random numbers (the framework's own way), and the
+# inputs torch's layers take in more shapes than xpnn's.
+_ADAPTERS = {
+    "dropout": _dropout_adapter,
+    "layernorm": _reshaping_adapter(
+        lambda x: x.reshape(-1, x.shape[-1]),
+        "``x`` may have any shape ``(..., D)``: it is normalized over its last axis.",
+    ),
+    "groupnorm": _reshaping_adapter(
+        lambda x: x if x.ndim == 4 else x.reshape(x.shape[0], x.shape[1], -1, 1),
+        "``x`` may have any shape ``(N, C, ...)``: it is viewed as ``(N, C, L, 1)``.",
+    ),
+}
 
 
 globals().update(make_bridges(function, _ADAPTERS, __name__))
