@@ -143,8 +143,12 @@ def test_bad_settings_are_refused_with_the_argument_named():
     mesh = jax.sharding.Mesh(np.asarray(jax.devices()[:DEVICES]), ("data",))
     with pytest.raises(ValueError, match="the mesh needs an axis named 'batch'"):
         _solver(_fcn(), data, devices=mesh)
-    with pytest.raises(ValueError, match="devices must be a positive int"):
+    with pytest.raises(TypeError, match="devices must be an integer; got 2.5"):
         _solver(_fcn(), data, devices=2.5)
+    with pytest.raises(TypeError, match="devices must be an integer; got True"):
+        _solver(_fcn(), data, devices=True)
+    with pytest.raises(ValueError, match="devices must be a positive int, a sequence"):
+        _solver(_fcn(), data, devices="two")
     with pytest.raises(ValueError, match="devices must be at least 1; got 0"):
         _solver(_fcn(), data, devices=0)
     with pytest.raises(ValueError, match="devices: an empty sequence"):

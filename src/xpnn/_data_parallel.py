@@ -24,6 +24,7 @@ Solver's usual ``rng.choice(N, B)``.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from typing import Any
 
@@ -191,13 +192,14 @@ def _mesh(devices: int | Sequence[Any] | Mesh) -> Mesh:
     available = jax.devices()
     if isinstance(devices, np.ndarray):
         devices = list(devices.reshape(-1))
-    if isinstance(devices, (bool, str)) or not isinstance(devices, (int, Sequence)):
+    if isinstance(devices, numbers.Number):  # 2, np.int64(2); 2.0 and True: a TypeError
+        devices = count("devices", devices, minimum=1)
+    if isinstance(devices, str) or not isinstance(devices, (int, Sequence)):
         raise ValueError(
             "devices must be a positive int, a sequence of JAX devices or a "
             f"jax.sharding.Mesh with a 'batch' axis; got {devices!r}"
         )
     if isinstance(devices, int):
-        devices = count("devices", devices, minimum=1)
         if devices > len(available):
             raise ValueError(
                 f"devices={devices}, but JAX sees {len(available)} device(s) "

@@ -23,12 +23,12 @@ each channel over N, H and W; layer norm each sample over its features; group no
 from __future__ import annotations
 
 import math
-import operator
 import warnings
 from collections.abc import Mapping, MutableMapping
 from typing import Any, NamedTuple
 
 from .._backend import array_namespace, device_of
+from .._params import count
 from ._validate import (
     Array,
     Dtypes,
@@ -480,13 +480,8 @@ def layernorm_backward(dout: Any, cache: LayernormCache) -> tuple[Any, Any, Any]
 
 
 def _group_count(G: Any, channels: int) -> int:
-    try:
-        if isinstance(G, bool):
-            raise TypeError
-        G = operator.index(G)
-    except TypeError:
-        raise TypeError(f"G must be an integer (the number of groups); got {G!r}") from None
-    if G < 1 or channels % G:
+    G = count("G", G, minimum=1, why=" (the number of groups)")
+    if channels % G:
         raise ValueError(
             f"G must be a positive divisor of the number of channels C = {channels}; got {G}"
         )

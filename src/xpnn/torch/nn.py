@@ -39,12 +39,12 @@ Conventions are ``torch.nn``'s, converted to xpnn's where they differ:
 from __future__ import annotations
 
 import math
-import operator
 from typing import Any
 
 import torch
 from torch.nn import Flatten, Module, Parameter, Sequential, functional, init
 
+from .._params import count
 from . import functional as XF
 
 __all__ = [
@@ -71,8 +71,8 @@ def _pair(value: Any, name: str) -> tuple[int, int]:
     if isinstance(value, (tuple, list)):
         if len(value) != 2:
             raise ValueError(f"{name} must be an int or a pair (h, w); got {value!r}")
-        return operator.index(value[0]), operator.index(value[1])
-    value = operator.index(value)
+        return count(f"{name}[0]", value[0]), count(f"{name}[1]", value[1])
+    value = count(name, value)
     return value, value
 
 
