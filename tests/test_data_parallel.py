@@ -143,7 +143,7 @@ def test_bad_settings_are_refused_with_the_argument_named():
     mesh = jax.sharding.Mesh(np.asarray(jax.devices()[:DEVICES]), ("data",))
     with pytest.raises(ValueError, match="the mesh needs an axis named 'batch'"):
         _solver(_fcn(), data, devices=mesh)
-    with pytest.raises(TypeError, match="devices must be an integer; got 2.5"):
+    with pytest.raises(TypeError, match=r"devices must be an integer; got 2\.5"):
         _solver(_fcn(), data, devices=2.5)
     with pytest.raises(TypeError, match="devices must be an integer; got True"):
         _solver(_fcn(), data, devices=True)

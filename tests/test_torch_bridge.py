@@ -7,6 +7,7 @@ Runs on CPU tensors in every session where torch is installed, whatever XPNN_BAC
 from __future__ import annotations
 
 import math
+import os
 
 import pytest
 
@@ -412,18 +413,24 @@ SAFETY_LAYERS = {
     "GroupNorm": (lambda nn: nn.GroupNorm(2, 4, dtype=D), (2, 4, 3, 3)),
 }
 INPLACE_ERROR = "modified by an inplace operation"
+# The GPU check runs this section on CUDA too (XPNN_DEVICE=cuda).
+DEVICE = torch.device(os.environ.get("XPNN_DEVICE", "cpu"))
+
+
+def _on_device(t):
+    return t.detach().to(DEVICE).requires_grad_(t.requires_grad)
 
 
 def _built(nn, name):
     make, shape = SAFETY_LAYERS[name]
     torch.manual_seed(0)
-    layer = make(nn)
+    layer = make(nn).to(DEVICE)
     with torch.no_grad():  # non-trivial affine parameters for the norms
         for p in layer.parameters():
             p.copy_(
                 torch.randn(p.shape, dtype=p.dtype, generator=torch.Generator().manual_seed(9))
             )
-    base = _t(*shape, seed=3)
+    base = _on_device(_t(*shape, seed=3))
     return layer, base
 
 
@@ -433,7 +440,7 @@ def _gradients(nn, name, mutate):
     layer, base = _built(nn, name)
     x = base * 1  # not a leaf: it may be changed in place
     y = layer(x)
-    r = torch.randn(y.shape, dtype=D, generator=torch.Generator().manual_seed(4))
+    r = torch.randn(y.shape, dtype=D, generator=torch.Generator().manual_seed(4)).to(DEVICE)
     y = mutate(x, y)
     try:
         (y * r).sum().backward()
@@ -477,18 +484,20 @@ def test_an_in_place_change_of_a_linear_input_raises_as_in_torch():
 @pytest.mark.parametrize(
     "fn",
     [
-        lambda x: XF.dropout(x, p=0.6, train=True, mask=torch.arange(20).reshape(4, 5) % 3 > 0),
-        lambda x: XF.softmax_loss(x, _labels(4, 5)),
-        lambda x: XF.svm_loss(x, _labels(4, 5)),
+        lambda x: XF.dropout(
+            x, p=0.6, train=True, mask=(torch.arange(20).reshape(4, 5) % 3 > 0).to(DEVICE)
+        ),
+        lambda x: XF.softmax_loss(x, _labels(4, 5).to(DEVICE)),
+        lambda x: XF.svm_loss(x, _labels(4, 5).to(DEVICE)),
         lambda x: XF.leaky_relu(x, negative_slope=0.1),
     ],
     ids=["dropout", "softmax_loss", "svm_loss", "leaky_relu"],
 )
 def test_in_place_changes_after_the_other_functions(fn):
     for mutate, equivalent in MUTATIONS.values():
-        base = _t(4, 5, seed=2)
+        base = _on_device(_t(4, 5, seed=2))
         y = fn(base * 1)
-        r = torch.randn(y.shape, dtype=D, generator=torch.Generator().manual_seed(1))
+        r = torch.randn(y.shape, dtype=D, generator=torch.Generator().manual_seed(1)).to(DEVICE)
         (equivalent(None, y) * r).sum().backward()
         expected, base.grad = base.grad, None
         x = base * 1
@@ -523,8 +532,8 @@ def test_first_derivatives_with_create_graph_are_still_right():
 
 
 def test_outputs_never_alias_inputs_or_each_other():
-    x = _t(6, 3)
-    rm, rv = torch.zeros(3, dtype=D), torch.ones(3, dtype=D)
+    x = _on_device(_t(6, 3))
+    rm, rv = torch.zeros(3, dtype=D, device=DEVICE), torch.ones(3, dtype=D, device=DEVICE)
     out, m, v = XF.batchnorm(x, None, None, rm, rv, train=False)
     pointers = {t.untyped_storage().data_ptr() for t in (x, rm, rv)}
     for t in (out, m, v):
