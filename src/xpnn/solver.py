@@ -404,18 +404,23 @@ class Solver(TrainingLoop):
             rows = parallel.sample(self.rng, _rows(X), padded(num_samples, parallel.size), "X")
             X, y = _take(X, rows), _take(y, rows)
             counts = parallel.gather(_rows(X))
-        X, y = to_numpy(X), to_numpy(y)
         local_batch = padded(batch_size, parallel.size) // parallel.size * parallel.local_size
         batches = -(-int(counts.max()) // local_batch)  # the same on every process
+        n = _rows(X)
+        if n == 0:  # this process has no rows: zeros, weighted 0, keep the shapes fixed
+            X, y = to_numpy(X), to_numpy(y)
+            X, y = np.zeros((1, *X.shape[1:]), X.dtype), np.zeros(1, y.dtype)
         correct = 0.0
         for i in range(batches):
-            rows = slice(i * local_batch, (i + 1) * local_batch)
-            X_rows, y_rows = X[rows], y[rows]
+            # The rows where the data are (a device array stays on its device); the batch is
+            # filled up with row 0, weighted 0, so that every batch has one shape.
+            start = i * local_batch
+            here = max(0, min(local_batch, n - start))
+            index = np.zeros(local_batch, np.int64)
+            index[:here] = np.arange(start, start + here)
             weight = np.zeros(local_batch, np.float32)
-            weight[: len(X_rows)] = 1
-            fill = local_batch - len(X_rows)  # zero rows, weighted 0, keep the shapes fixed
-            X_rows = np.concatenate([X_rows, np.zeros((fill, *X.shape[1:]), X.dtype)])
-            y_rows = np.concatenate([y_rows, np.zeros(fill, y.dtype)])
+            weight[:here] = 1
+            X_rows, y_rows = _take(X, index), _take(y, index)
             correct += self._compiled_functions().count_correct(
                 self.model.params, self.model.state, *parallel.shard_batch(X_rows, y_rows, weight)
             )
