@@ -48,7 +48,7 @@ needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="meta tensors are PyTorch
 def _meta(spec, dtype):
     import torch
 
-    kind = torch.int64 if spec.kind == "labels" else dtype
+    kind = {"labels": torch.int64, "mask": torch.bool}.get(spec.kind, dtype)
     return torch.empty(spec.shape, dtype=kind, device="meta")
 
 

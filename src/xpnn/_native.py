@@ -1,4 +1,7 @@
-"""Native convolution primitives, where a backend has one: the fast path beside im2col.
+"""Native primitives, where a backend has one: the fast path beside the portable code.
+
+Convolution (below), the time loop of the recurrent layers (:func:`scan`: ``jax.lax.scan``
+on JAX) and the scatter-add of the embedding's backward pass (:func:`scatter_add_rows`).
 
 The array API standard has no convolution, so :func:`xpnn.conv_forward_fast` builds one
 from strided slices and a matrix multiply (im2col), which runs everywhere. Where the
@@ -28,12 +31,12 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ._backend import backend_name
 
-__all__ = ["conv_backward", "conv_forward", "disabled"]
+__all__ = ["conv_backward", "conv_forward", "disabled", "scan", "scatter_add_rows"]
 
 _DIMENSIONS = ("NCHW", "OIHW", "NCHW")
 _state = threading.local()
@@ -153,3 +156,78 @@ def _torch_conv_backward(
     # dx: the adjoint of the convolution (the full convolution with rotated filters of the
     # dilated dout), exactly what conv_transpose2d computes.
     return F.conv_transpose2d(dout, w, None, stride, pad), dw
+
+
+# --------------------------------------------------------------------------- recurrences
+
+
+def scan(
+    step: Callable[..., tuple[Any, Any]], carry: Any, xs: tuple[Any, ...], reverse: bool = False
+) -> tuple[Any, Any]:
+    """``carry, ys`` of a loop over the leading (time) axis of the arrays ``xs``.
+
+    ``step(carry, *slices) -> (carry, y)``, ``y`` an array or a tuple of arrays; ``ys``
+    stacks them along a new leading axis, in the order of ``xs`` (also when ``reverse``
+    runs the loop from the last slice to the first). On JAX this is ``jax.lax.scan``, so
+    that ``jax.jit`` compiles the step once whatever the length; elsewhere a Python loop
+    (the one loop the recurrent layers have: each step needs the one before).
+    """
+    if not getattr(_state, "disabled", False) and backend_name(xs[0]) == "jax":
+        import jax
+
+        return jax.lax.scan(lambda c, x: step(c, *x), carry, xs, reverse=reverse)
+    from ._backend import array_namespace
+
+    xp = array_namespace(*xs)
+    length = xs[0].shape[0]
+    order = range(length - 1, -1, -1) if reverse else range(length)
+    outputs = []
+    for t in order:
+        carry, y = step(carry, *(x[t, ...] for x in xs))
+        outputs.append(y)
+    if reverse:
+        outputs.reverse()
+    if isinstance(outputs[0], tuple):
+        ys: Any = tuple(xp.stack(parts, axis=0) for parts in zip(*outputs, strict=True))
+    else:
+        ys = xp.stack(outputs, axis=0)
+    return carry, ys
+
+
+# --------------------------------------------------------------------------- scatter-add
+
+
+def scatter_add_rows(index: Any, values: Any, rows: int) -> Any:
+    """``out[index[k]] += values[k]`` into zeros of shape ``(rows, D)``, repeated indices
+    accumulating, with the library's own scatter-add; None where there is none (the layer
+    then uses its portable one-hot product).
+
+    ``index`` is 1-d integer, ``values`` ``(K, D)``; the result is a new array.
+    """
+    if getattr(_state, "disabled", False):
+        return None
+    name = backend_name(values)
+    shape = (rows, values.shape[1])
+    if name == "numpy":
+        import numpy as np
+
+        out = np.zeros(shape, dtype=values.dtype)
+        np.add.at(out, index, values)  # accumulates repeated indices, unlike out[index] +=
+        return out
+    if name == "torch":
+        import torch
+
+        out = torch.zeros(shape, dtype=values.dtype, device=values.device)
+        return out.index_add_(0, index, values)  # a fresh array: no input is changed
+    if name == "jax":
+        import jax.numpy as jnp
+
+        return jnp.zeros(shape, dtype=values.dtype).at[index].add(values)
+    if name == "cupy":
+        import cupy
+        import cupyx
+
+        out = cupy.zeros(shape, dtype=values.dtype)
+        cupyx.scatter_add(out, index, values)
+        return out
+    return None

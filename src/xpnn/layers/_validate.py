@@ -91,17 +91,18 @@ def in_argument_dtypes(xp: Any, grads: tuple[Any, ...], dtypes: tuple[Any, ...])
     )
 
 
-def upstream(dout: Any, like: Any, shape: tuple[int, ...]) -> tuple[Any, Any]:
+def upstream(dout: Any, like: Any, shape: tuple[int, ...], name: str = "dout") -> tuple[Any, Any]:
     """Check a backward pass's ``dout`` against the forward output; return ``(xp, dout)``.
 
     ``dout`` must be an array of ``like``'s library and device with the forward output's
-    shape; it is cast to ``like``'s dtype, the dtype the forward pass computed in.
+    shape; it is cast to ``like``'s dtype, the dtype the forward pass computed in. ``name``
+    is the argument's name in the errors (``dnext_c``).
     """
-    require_array("dout", dout)
-    xp = array_namespace(dout=dout, cache=like)
-    require_shape("dout", dout, shape, "the shape of the forward output")
+    require_array(name, dout)
+    xp = array_namespace(**{name: dout, "cache": like})
+    require_shape(name, dout, shape, "the shape of the forward output")
     if not xp.isdtype(dout.dtype, ("real floating", "integral", "bool")):
-        raise TypeError(f"dout must be a real-valued array; got dtype {dout.dtype}")
+        raise TypeError(f"{name} must be a real-valued array; got dtype {dout.dtype}")
     return xp, cast(xp, dout, like.dtype)
 
 
@@ -293,13 +294,23 @@ def check_labels(xp: Any, y: Any, num_samples: int, num_classes: int) -> None:
         raise ValueError(f"y must hold one label per row of x ({num_samples}); got {y.shape[0]}")
     if not xp.isdtype(y.dtype, "integral"):
         raise TypeError(f"y must be an integer array of class labels; got dtype {y.dtype}")
-    if num_samples == 0 or not _config.label_range_check_enabled() or is_traced(y):
+    check_range(
+        xp, y, num_classes, f"y holds labels outside [0, {num_classes}): every label must "
+        "index a column of x",
+    )  # fmt: skip
+
+
+def check_range(xp: Any, indices: Any, upper: int, message: str) -> None:
+    """A ValueError with ``message`` if an integer array has a value outside ``[0, upper)``.
+
+    Reads one boolean from the device, under the same rules as :func:`check_labels` (off
+    with :func:`xpnn.label_range_check`, skipped for traced values).
+    """
+    if 0 in tuple(indices.shape) or not _config.label_range_check_enabled() or is_traced(indices):
         return
-    with compile_time_eval(y):  # concrete labels closed over by jax.jit: checked at trace time
-        out_of_range = xp.any((y < 0) | (y >= num_classes))
+    with compile_time_eval(indices):  # closed over by jax.jit: checked at trace time
+        out_of_range = xp.any((indices < 0) | (indices >= upper))
     if is_traced(out_of_range):
         return
     if bool(out_of_range):
-        raise ValueError(
-            f"y holds labels outside [0, {num_classes}): every label must index a column of x"
-        )
+        raise ValueError(message)

@@ -31,7 +31,9 @@ from .spec import (
     Param,
     case,
     distinct,
+    indices,
     labels,
+    mask,
     nonzero,
 )
 
@@ -45,8 +47,10 @@ __all__ = [
     "Param",
     "case",
     "distinct",
+    "indices",
     "labels",
     "layer",
+    "mask",
     "nonzero",
     "public_names",
     "register_case",

@@ -13,8 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from .. import layer_utils as sandwich
-from ..layers import affine, conv, dropout, leaky_relu, losses, norm, pool, relu
-from .spec import Layer, Oracle, Param, case, distinct, labels, nonzero
+from ..layers import affine, conv, dropout, leaky_relu, losses, norm, pool, relu, rnn, temporal
+from .spec import Layer, Oracle, Param, case, distinct, indices, labels, mask, nonzero
 
 __all__ = ["BUILTIN_LAYERS"]
 
@@ -119,6 +119,85 @@ def _torch_affine_ln_relu(torch, x, w, b, gamma, beta, ln_param):
 def _torch_conv_bn_relu(torch, x, w, b, gamma, beta, conv_param, bn_param):
     out = _torch_batchnorm(torch, _torch_conv(torch, x, w, b, conv_param), gamma, beta, bn_param)
     return torch.relu(out)
+
+
+# The sequence layers' oracles run torch's own recurrent kernels (torch.nn.RNN, LSTM and
+# LSTMCell) with our weights, through torch.func.functional_call so that autograd reaches
+# them. torch orders the LSTM gates i, f, g, o; ours are i, f, o, g.
+
+
+def _torch_gates(torch: Any, a: Any) -> Any:
+    """Our (..., 4H) gate columns i, f, o, g in torch's order i, f, g, o."""
+    i, f, o, g = torch.chunk(a, 4, dim=-1)
+    return torch.cat([i, f, g, o], dim=-1)
+
+
+def _torch_recurrent(torch: Any, kind: str, x: Any, h0: Any, Wx: Any, Wh: Any, b: Any) -> Any:
+    d, hidden = x.shape[-1], h0.shape[-1]
+    lstm = kind == "lstm"
+    module = (torch.nn.LSTM if lstm else torch.nn.RNN)(d, hidden, batch_first=True)
+    module = module.to(torch.float64)
+    weights = _torch_gates(torch, Wx).T if lstm else Wx.T
+    recurrent = _torch_gates(torch, Wh).T if lstm else Wh.T
+    bias = _torch_gates(torch, b) if lstm else b
+    state = {
+        "weight_ih_l0": weights,
+        "weight_hh_l0": recurrent,
+        "bias_ih_l0": bias,
+        "bias_hh_l0": torch.zeros_like(bias),
+    }
+    start = (h0[None], torch.zeros_like(h0)[None]) if lstm else h0[None]
+    out, _ = torch.func.functional_call(module, state, (x, start))
+    return out
+
+
+def _torch_rnn_step(torch: Any, x: Any, prev_h: Any, Wx: Any, Wh: Any, b: Any) -> Any:
+    return _torch_recurrent(torch, "rnn", x[:, None], prev_h, Wx, Wh, b)[:, 0]
+
+
+def _torch_lstm_step(torch: Any, x: Any, prev_h: Any, prev_c: Any, Wx: Any, Wh: Any, b: Any):
+    cell = torch.nn.LSTMCell(x.shape[1], prev_h.shape[1]).to(torch.float64)
+    state = {
+        "weight_ih": _torch_gates(torch, Wx).T,
+        "weight_hh": _torch_gates(torch, Wh).T,
+        "bias_ih": _torch_gates(torch, b),
+        "bias_hh": torch.zeros_like(b),
+    }
+    h, c = torch.func.functional_call(cell, state, (x, (prev_h, prev_c)))
+    return torch.cat([h.reshape(-1), c.reshape(-1)])  # the cases' flat output
+
+
+def _jax_rnn(jax: Any, x: Any, h0: Any, Wx: Any, Wh: Any, b: Any) -> Any:
+    h, hs = h0, []
+    for t in range(x.shape[1]):
+        h = jax.numpy.tanh(x[:, t] @ Wx + h @ Wh + b)
+        hs.append(h)
+    return jax.numpy.stack(hs, axis=1)
+
+
+def _jax_lstm(jax: Any, x: Any, h0: Any, Wx: Any, Wh: Any, b: Any) -> Any:
+    jnp = jax.numpy
+    h, c, hs = h0, jnp.zeros_like(h0), []
+    for t in range(x.shape[1]):
+        i, f, o, g = jnp.split(x[:, t] @ Wx + h @ Wh + b, 4, axis=1)
+        c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+        h = jax.nn.sigmoid(o) * jnp.tanh(c)
+        hs.append(h)
+    return jnp.stack(hs, axis=1)
+
+
+def _torch_temporal_softmax(torch: Any, x: Any, y: Any, mask: Any) -> Any:
+    n, vocabulary = x.shape[0], x.shape[2]
+    per_step = torch.nn.functional.cross_entropy(
+        x.reshape(-1, vocabulary), y.reshape(-1), reduction="none"
+    )
+    return (per_step * mask.reshape(-1)).sum() / n
+
+
+def _jax_temporal_softmax(jax: Any, x: Any, y: Any, mask: Any) -> Any:
+    log_probs = jax.nn.log_softmax(x, axis=-1)
+    picked = jax.numpy.take_along_axis(log_probs, y[..., None], axis=-1)[..., 0]
+    return -(picked * mask).sum() / x.shape[0]
 
 
 # --------------------------------------------------------------------------- parameters
@@ -359,6 +438,86 @@ BUILTIN_LAYERS: tuple[Layer, ...] = (
         derivation="losses",
         oracle=Oracle(torch=_torch_svm),
         bridge="svm_loss",
+    ),
+    # The sequence layers (the assignment's rnn_layers.py).
+    Layer(
+        rnn.rnn_step_forward,
+        rnn.rnn_step_backward,
+        inputs=("x", "prev_h", "Wx", "Wh", "b"),
+        cases=(case(x=(3, 4), prev_h=(3, 5), Wx=(4, 5), Wh=(5, 5), b=(5,)),),
+        derivation="rnn",
+        oracle=Oracle(
+            torch=_torch_rnn_step,
+            jax=lambda jax, x, prev_h, Wx, Wh, b: jax.numpy.tanh(x @ Wx + prev_h @ Wh + b),
+        ),
+    ),
+    Layer(
+        rnn.rnn_forward,
+        rnn.rnn_backward,
+        inputs=("x", "h0", "Wx", "Wh", "b"),
+        cases=(
+            case(x=(2, 4, 3), h0=(2, 5), Wx=(3, 5), Wh=(5, 5), b=(5,)),
+            case(x=(3, 1, 2), h0=(3, 4), Wx=(2, 4), Wh=(4, 4), b=(4,)),  # one step
+        ),
+        derivation="rnn",
+        oracle=Oracle(
+            torch=lambda torch, *arrays: _torch_recurrent(torch, "rnn", *arrays), jax=_jax_rnn
+        ),
+        bridge="rnn",
+    ),
+    Layer(
+        rnn.lstm_step_forward,
+        rnn.lstm_step_backward,
+        inputs=("x", "prev_h", "prev_c", "Wx", "Wh", "b"),
+        cases=(case(x=(3, 4), prev_h=(3, 5), prev_c=(3, 5), Wx=(4, 20), Wh=(5, 20), b=(20,)),),
+        derivation="lstm",
+        oracle=Oracle(torch=_torch_lstm_step),
+        outputs=lambda shapes: (shapes["prev_h"], shapes["prev_c"]),
+    ),
+    Layer(
+        rnn.lstm_forward,
+        rnn.lstm_backward,
+        inputs=("x", "h0", "Wx", "Wh", "b"),
+        cases=(
+            case(x=(2, 4, 3), h0=(2, 5), Wx=(3, 20), Wh=(5, 20), b=(20,)),
+            case(x=(3, 1, 2), h0=(3, 3), Wx=(2, 12), Wh=(3, 12), b=(12,)),  # one step
+        ),
+        derivation="lstm",
+        oracle=Oracle(
+            torch=lambda torch, *arrays: _torch_recurrent(torch, "lstm", *arrays), jax=_jax_lstm
+        ),
+        bridge="lstm",
+    ),
+    Layer(
+        temporal.word_embedding_forward,
+        temporal.word_embedding_backward,
+        inputs=("x", "W"),
+        # 24 indices into 5 words: repeated words, whose gradients must accumulate
+        cases=(case(x=indices(4, 6, below=5), W=(5, 3)),),
+        derivation="embedding",
+        oracle=Oracle(
+            torch=lambda torch, x, W: torch.nn.functional.embedding(x, W),
+            jax=lambda jax, x, W: jax.numpy.take(W, x, axis=0),
+        ),
+        bridge="word_embedding",
+    ),
+    Layer(
+        temporal.temporal_affine_forward,
+        temporal.temporal_affine_backward,
+        inputs=("x", "w", "b"),
+        cases=(case(x=(2, 3, 4), w=(4, 5), b=(5,)),),
+        derivation="temporal",
+        oracle=Oracle(torch=lambda torch, x, w, b: x @ w + b, jax=lambda jax, x, w, b: x @ w + b),
+        bridge="temporal_affine",
+    ),
+    Layer(
+        temporal.temporal_softmax_loss,
+        None,
+        inputs=("x", "y", "mask"),
+        cases=(case(x=(3, 4, 6), y=indices(3, 4, below=6), mask=mask(3, 4)),),
+        derivation="temporal",
+        oracle=Oracle(torch=_torch_temporal_softmax, jax=_jax_temporal_softmax),
+        bridge="temporal_softmax_loss",
     ),
     # The sandwiches: their derivation is the chain rule over their parts' pages.
     Layer(

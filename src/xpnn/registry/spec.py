@@ -8,6 +8,7 @@ PyTorch bridges and the API reference are all derived from it (``docs/adding_a_l
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +24,9 @@ __all__ = [
     "Param",
     "case",
     "distinct",
+    "indices",
     "labels",
+    "mask",
     "nonzero",
 ]
 
@@ -34,9 +37,10 @@ class ArraySpec:
 
     ``kind`` is ``'normal'`` (standard normal), ``'nonzero'`` (normal, but at least 0.1
     away from 0, so a finite difference never crosses the kink of a ReLU), ``'distinct'``
-    (a shuffled grid of values at least 0.01 apart, so a max is never tied), or
-    ``'labels'`` (integers in ``[0, num_classes)``; not differentiated). ``scale``
-    multiplies the drawn values (not labels).
+    (a shuffled grid of values at least 0.01 apart, so a max is never tied), ``'labels'``
+    (integers in ``[0, num_classes)``: class labels or word indices; not differentiated)
+    or ``'mask'`` (booleans, about 70% True; not differentiated). ``scale`` multiplies the
+    drawn values (not labels or masks).
     """
 
     shape: tuple[int, ...]
@@ -45,20 +49,22 @@ class ArraySpec:
     scale: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.kind not in ("normal", "nonzero", "distinct", "labels"):
+        if self.kind not in ("normal", "nonzero", "distinct", "labels", "mask"):
             raise ValueError(
-                "ArraySpec.kind must be 'normal', 'nonzero', 'distinct' or 'labels'; "
+                "ArraySpec.kind must be 'normal', 'nonzero', 'distinct', 'labels' or 'mask'; "
                 f"got {self.kind!r}"
             )
 
     @property
     def differentiable(self) -> bool:
-        return self.kind != "labels"
+        return self.kind not in ("labels", "mask")
 
     def draw(self, rng: np.random.Generator) -> np.ndarray:
         """Float64 values (int64 labels) of this spec's shape."""
         if self.kind == "labels":
             return rng.integers(0, self.num_classes, size=self.shape)
+        if self.kind == "mask":
+            return rng.random(self.shape) < 0.7
         if self.kind == "distinct":
             size = int(np.prod(self.shape))
             values = (rng.permutation(size) - size / 2).reshape(self.shape) * 0.01 + 0.003
@@ -82,6 +88,16 @@ def distinct(*shape: int) -> ArraySpec:
 def labels(n: int, num_classes: int) -> ArraySpec:
     """Integer class labels of shape (n,)."""
     return ArraySpec((n,), "labels", num_classes)
+
+
+def indices(*shape: int, below: int) -> ArraySpec:
+    """Integers in ``[0, below)`` of any shape (word indices); repeats are likely."""
+    return ArraySpec(tuple(shape), "labels", below)
+
+
+def mask(*shape: int) -> ArraySpec:
+    """Booleans of any shape, about 70% True."""
+    return ArraySpec(tuple(shape), "mask")
 
 
 @dataclass(frozen=True)
@@ -231,6 +247,38 @@ def case(label: str = "", **arguments: Any) -> CaseSpec:
     return CaseSpec(arguments, label)
 
 
+def _flattened(
+    forward: Callable, backwards: tuple, shapes: tuple[tuple[int, ...], ...]
+) -> tuple[Callable, tuple]:
+    """A forward returning ``(*outputs, cache)`` as one returning ``(flat outputs, cache)``,
+    and its backward passes taking the flat upstream gradient, split back into shapes."""
+    from .._backend import array_namespace
+
+    sizes = [math.prod(shape) for shape in shapes]
+
+    def flat_forward(*arrays: Any, **params: Any) -> tuple[Any, Any]:
+        *outs, cache = forward(*arrays, **params)
+        xp = array_namespace(*outs)
+        return xp.concat([xp.reshape(o, (-1,)) for o in outs]), cache
+
+    flat_forward.__name__ = forward.__name__
+
+    def split(backward: Callable) -> Callable:
+        def flat_backward(dout: Any, cache: Any) -> Any:
+            xp = array_namespace(dout)
+            starts = [sum(sizes[:k]) for k in range(len(sizes))]
+            parts = [
+                xp.reshape(dout[start : start + size], shape)
+                for start, size, shape in zip(starts, sizes, shapes, strict=True)
+            ]
+            return backward(*parts, cache)
+
+        flat_backward.__name__ = backward.__name__
+        return flat_backward
+
+    return flat_forward, tuple(split(b) for b in backwards)
+
+
 def _put(arguments: dict[str, Any], target: str, value: Any) -> None:
     name, _, key = target.partition(".")
     if key:
@@ -295,6 +343,11 @@ class Layer:
     random : bool
         The forward draws random numbers (dropout): values differ between backends, and
         each bridge draws the random input its own way.
+    outputs : callable, optional
+        For a forward that returns several arrays before its cache (``lstm_step_forward``
+        returns ``next_h, next_c, cache``, and its backward takes ``dnext_h, dnext_c,
+        cache``): the shapes of those outputs, from the inputs' shapes by name. Its
+        gradient-check cases then see one flat output, the outputs concatenated.
     """
 
     forward: Callable[..., tuple[Any, Any]]
@@ -315,6 +368,7 @@ class Layer:
     bridge_backward: Callable[[Any, Any], Any] | None = None
     input_grad_flag: str | None = None
     random: bool = False
+    outputs: Callable[[dict[str, tuple[int, ...]]], tuple[tuple[int, ...], ...]] | None = None
 
     def __post_init__(self) -> None:
         name = getattr(self.forward, "__name__", repr(self.forward))
@@ -380,12 +434,17 @@ class Layer:
         for spec in self.cases:
             inputs = {k: spec.arguments[k] for k in self.inputs}
             params = {k: v for k, v in spec.arguments.items() if k not in self.inputs}
-            for backward in backwards:
+            forward, these = self.forward, backwards
+            if self.outputs is not None:
+                shapes = {k: v.shape if isinstance(v, ArraySpec) else tuple(v)
+                          for k, v in inputs.items()}  # fmt: skip
+                forward, these = _flattened(self.forward, backwards, self.outputs(shapes))
+            for backward in these:
                 label = backward.__name__ if self.alternatives else ""
                 cases.append(
                     GradCase(
                         self.name,
-                        self.forward,
+                        forward,
                         backward,
                         inputs=inputs,
                         params=params,
