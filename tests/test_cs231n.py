@@ -47,6 +47,15 @@ ASSIGNMENT = {
     "classifiers.cnn": {"ThreeLayerConvNet"} | LAYERS | FAST | SANDWICHES,
     "vis_utils": {"visualize_grid", "vis_grid", "vis_nn", "np", "sqrt", "ceil"},
 }
+# The sequence half (assignment 3 in 2017-2024): rnn_layers.py and classifiers/rnn.py.
+RNN_LAYERS = {
+    "rnn_step_forward", "rnn_step_backward", "rnn_forward", "rnn_backward",
+    "lstm_step_forward", "lstm_step_backward", "lstm_forward", "lstm_backward",
+    "word_embedding_forward", "word_embedding_backward", "temporal_affine_forward",
+    "temporal_affine_backward", "temporal_softmax_loss", "np",
+}  # fmt: skip
+ASSIGNMENT["rnn_layers"] = RNN_LAYERS
+ASSIGNMENT["classifiers.rnn"] = {"CaptioningRNN"} | RNN_LAYERS
 
 
 @pytest.mark.parametrize("module", sorted(ASSIGNMENT))

@@ -11,7 +11,7 @@ __version__ = "0.2.0"
 
 from ._backend import BACKENDS, get_backend, get_namespace, to_backend, to_numpy, use_backend
 from ._config import label_range_check
-from .classifiers import FullyConnectedNet, ThreeLayerConvNet, TwoLayerNet
+from .classifiers import CaptioningRNN, FullyConnectedNet, ThreeLayerConvNet, TwoLayerNet
 from .data import get_CIFAR10_data, load_CIFAR10, load_digits
 from .gradient_check import (
     eval_numerical_gradient,
@@ -27,6 +27,7 @@ from .solver import Solver, TrainingDiverged
 
 __all__ = [
     "BACKENDS",
+    "CaptioningRNN",
     "FullyConnectedNet",
     "Solver",
     "ThreeLayerConvNet",

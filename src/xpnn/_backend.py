@@ -18,6 +18,7 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
+from . import _config
 from ._install import install_command
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "array_namespace",
     "backend_name",
     "cast",
+    "check_range",
     "compile_time_eval",
     "device_of",
     "get_backend",
@@ -180,6 +182,22 @@ def require_array(name: str, value: Any) -> None:
 def cast(xp: Any, array: Any, dtype: Any) -> Any:
     """``array`` in ``dtype``, without a copy when it already has it."""
     return array if array.dtype == dtype else xp.astype(array, dtype)
+
+
+def check_range(xp: Any, indices: Any, upper: int, message: str) -> None:
+    """A ValueError with ``message`` if an integer array has a value outside ``[0, upper)``.
+
+    Reads one boolean from the device, under the same rules as the labels' check of the losses (off
+    with :func:`xpnn.label_range_check`, skipped for traced values).
+    """
+    if 0 in tuple(indices.shape) or not _config.label_range_check_enabled() or is_traced(indices):
+        return
+    with compile_time_eval(indices):  # closed over by jax.jit: checked at trace time
+        out_of_range = xp.any((indices < 0) | (indices >= upper))
+    if is_traced(out_of_range):
+        return
+    if bool(out_of_range):
+        raise ValueError(message)
 
 
 def device_of(array: Any) -> Any:

@@ -168,15 +168,19 @@ def scan(
 
     ``step(carry, *slices) -> (carry, y)``, ``y`` an array or a tuple of arrays; ``ys``
     stacks them along a new leading axis, in the order of ``xs`` (also when ``reverse``
-    runs the loop from the last slice to the first). On JAX this is ``jax.lax.scan``, so
-    that ``jax.jit`` compiles the step once whatever the length; elsewhere a Python loop
-    (the one loop the recurrent layers have: each step needs the one before).
+    runs the loop from the last slice to the first). Traced by JAX (under ``jax.jit``,
+    ``jax.grad`` of a jitted function, ``jax.vmap``) this is ``jax.lax.scan``, so that the
+    step is compiled once whatever the length; elsewhere, eager JAX included (where a scan
+    would compile its step at every call), a Python loop: the one loop the recurrent
+    layers have, since each step needs the one before.
     """
+    from ._backend import array_namespace, is_traced
+
     if not getattr(_state, "disabled", False) and backend_name(xs[0]) == "jax":
         import jax
 
-        return jax.lax.scan(lambda c, x: step(c, *x), carry, xs, reverse=reverse)
-    from ._backend import array_namespace
+        if any(map(is_traced, jax.tree_util.tree_leaves((carry, xs)))):
+            return jax.lax.scan(lambda c, x: step(c, *x), carry, xs, reverse=reverse)
 
     xp = array_namespace(*xs)
     length = xs[0].shape[0]

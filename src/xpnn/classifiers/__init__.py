@@ -1,7 +1,9 @@
 """The CS231n assignment's models, on any backend.
 
 ``TwoLayerNet`` and ``FullyConnectedNet`` (:mod:`xpnn.classifiers.fc_net`) and
-``ThreeLayerConvNet`` (:mod:`xpnn.classifiers.cnn`). Each keeps its parameters in
+``ThreeLayerConvNet`` (:mod:`xpnn.classifiers.cnn`), and the captioning model
+``CaptioningRNN`` (:mod:`xpnn.classifiers.rnn`, whose ``loss(features, captions)`` always
+returns ``(loss, grads)``). Each keeps its parameters in
 ``model.params`` (arrays of one backend and device, chosen with ``backend=`` and
 ``device=``), and ``model.loss(X, y=None)`` returns the scores, or ``(loss, grads)`` with
 the loss as a 0-d array and one gradient per parameter, in its dtype.
@@ -14,5 +16,6 @@ assignment's published numbers on every backend.
 
 from .cnn import ThreeLayerConvNet
 from .fc_net import FullyConnectedNet, TwoLayerNet
+from .rnn import CaptioningRNN
 
-__all__ = ["FullyConnectedNet", "ThreeLayerConvNet", "TwoLayerNet"]
+__all__ = ["CaptioningRNN", "FullyConnectedNet", "ThreeLayerConvNet", "TwoLayerNet"]

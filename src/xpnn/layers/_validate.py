@@ -23,13 +23,11 @@ from typing import Annotated, Any
 
 import array_api_compat
 
-from .. import _config
 from .._backend import (
     array_namespace,
     cast,
-    compile_time_eval,
+    check_range,
     device_of,
-    is_traced,
     require_array,
 )
 from .._params import count
@@ -298,19 +296,3 @@ def check_labels(xp: Any, y: Any, num_samples: int, num_classes: int) -> None:
         xp, y, num_classes, f"y holds labels outside [0, {num_classes}): every label must "
         "index a column of x",
     )  # fmt: skip
-
-
-def check_range(xp: Any, indices: Any, upper: int, message: str) -> None:
-    """A ValueError with ``message`` if an integer array has a value outside ``[0, upper)``.
-
-    Reads one boolean from the device, under the same rules as :func:`check_labels` (off
-    with :func:`xpnn.label_range_check`, skipped for traced values).
-    """
-    if 0 in tuple(indices.shape) or not _config.label_range_check_enabled() or is_traced(indices):
-        return
-    with compile_time_eval(indices):  # closed over by jax.jit: checked at trace time
-        out_of_range = xp.any((indices < 0) | (indices >= upper))
-    if is_traced(out_of_range):
-        return
-    if bool(out_of_range):
-        raise ValueError(message)

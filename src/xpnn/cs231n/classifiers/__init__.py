@@ -2,5 +2,6 @@
 
 from .cnn import ThreeLayerConvNet
 from .fc_net import FullyConnectedNet, TwoLayerNet
+from .rnn import CaptioningRNN
 
-__all__ = ["FullyConnectedNet", "ThreeLayerConvNet", "TwoLayerNet"]
+__all__ = ["CaptioningRNN", "FullyConnectedNet", "ThreeLayerConvNet", "TwoLayerNet"]
