@@ -91,6 +91,17 @@ def _weight_grads(xp: Any, x: Any, h_prev: Any, da: Any) -> tuple[Any, Any, Any]
     return dWx, dWh, xp.sum(da_rows, axis=0)
 
 
+def _step_grads(xp: Any, da: Any, x: Any, prev_h: Any, Wx: Any, Wh: Any) -> tuple[Any, ...]:
+    """``dx, dprev_h, dWx, dWh, db`` of one step's pre-activations ``a = x Wx + prev_h Wh + b``."""
+    return (
+        da @ xp.matrix_transpose(Wx),
+        da @ xp.matrix_transpose(Wh),
+        xp.matrix_transpose(x) @ da,
+        xp.matrix_transpose(prev_h) @ da,
+        xp.sum(da, axis=0),
+    )
+
+
 # --------------------------------------------------------------------------- RNN
 
 
@@ -149,14 +160,8 @@ def rnn_step_backward(dnext_h: Any, cache: RnnStepCache) -> tuple[Any, Any, Any,
     x, prev_h, Wx, Wh, next_h, dtypes = require_cache(cache, RnnStepCache)
     xp, dnext_h = upstream(dnext_h, next_h, tuple(next_h.shape), name="dnext_h")
     da = dnext_h * (1 - next_h * next_h)  # tanh' = 1 - tanh^2, from the output
-    grads = (
-        da @ xp.matrix_transpose(Wx),
-        da @ xp.matrix_transpose(Wh),
-        xp.matrix_transpose(x) @ da,
-        xp.matrix_transpose(prev_h) @ da,
-        xp.sum(da, axis=0),
-    )
-    return in_argument_dtypes(xp, grads, dtypes)
+    dx, dprev_h, dWx, dWh, db = _step_grads(xp, da, x, prev_h, Wx, Wh)
+    return in_argument_dtypes(xp, (dx, dprev_h, dWx, dWh, db), dtypes)
 
 
 @cache_of("rnn_forward")
@@ -347,15 +352,8 @@ def lstm_step_backward(
     xp, dnext_h = upstream(dnext_h, next_c, tuple(next_c.shape), name="dnext_h")
     _, dnext_c = upstream(dnext_c, next_c, tuple(next_c.shape), name="dnext_c")
     da, dprev_c = _lstm_cell_backward(xp, dnext_h, dnext_c, prev_c, next_c, i, f, o, g)
-    grads = (
-        da @ xp.matrix_transpose(Wx),
-        da @ xp.matrix_transpose(Wh),
-        dprev_c,
-        xp.matrix_transpose(x) @ da,
-        xp.matrix_transpose(prev_h) @ da,
-        xp.sum(da, axis=0),
-    )
-    return in_argument_dtypes(xp, grads, dtypes)
+    dx, dprev_h, dWx, dWh, db = _step_grads(xp, da, x, prev_h, Wx, Wh)
+    return in_argument_dtypes(xp, (dx, dprev_h, dprev_c, dWx, dWh, db), dtypes)
 
 
 @cache_of("lstm_forward")
