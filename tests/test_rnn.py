@@ -282,7 +282,8 @@ def test_bad_input_names_the_argument(bk):
         R.rnn_forward(x, bk.asarray(np.zeros((2, 5))), Wx, Wh, b)
     with pytest.raises(ValueError, match=r"x must be a 3-d array \(N, T, D\)"):
         R.rnn_forward(x[:, 0, ...], h0, Wx, Wh, b)
-    with pytest.raises(ValueError, match=r"Wx must have shape \(4, 4H\)|Wx must have shape"):
+    lstm_wx = r"Wx must have shape \(4, 20\) \(\(D, 4H\)\); got \(4, 5\)"
+    with pytest.raises(ValueError, match=lstm_wx):
         R.lstm_forward(x, h0, Wx, Wh, b)
     xs, hs, cs = (
         bk.asarray(np.zeros((3, 4))),
