@@ -17,7 +17,6 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from .. import _native
-from .._backend import device_of
 from ._validate import (
     Array,
     Dtypes,
@@ -62,10 +61,6 @@ def _sigmoid(xp: Any, z: Any) -> Any:
     """``1 / (1 + exp(-z))`` without overflow: ``exp`` only ever sees ``-|z|``."""
     e = xp.exp(-xp.abs(z))
     return xp.where(z >= 0, 1 / (1 + e), e / (1 + e))
-
-
-def _zeros(xp: Any, like: Any, shape: tuple[int, ...]) -> Any:
-    return xp.zeros(shape, dtype=like.dtype, device=device_of(like))
 
 
 def _time_major(xp: Any, a: Any) -> Any:
@@ -237,7 +232,7 @@ def rnn_backward(dh: Any, cache: RnnCache) -> tuple[Any, Any, Any, Any, Any]:
         da = (dh_t + dnext) * (1 - h_t * h_t)
         return da @ Wh_t, da
 
-    dh0, das = _native.scan(step, _zeros(xp, h0, tuple(h0.shape)), (_time_major(xp, dh), hs),
+    dh0, das = _native.scan(step, xp.zeros_like(h0), (_time_major(xp, dh), hs),
                             reverse=True)  # fmt: skip
     dx = xp.reshape(_rows(xp, _time_major(xp, das)) @ xp.matrix_transpose(Wx), x.shape)
     dWx, dWh, db = _weight_grads(xp, x, _previous(xp, h0, hs), das)
@@ -397,7 +392,7 @@ def lstm_forward(x: Any, h0: Any, Wx: Any, Wh: Any, b: Any) -> tuple[Any, LstmCa
         h, c, i, f, o, g = _lstm_cell(xp, a_x + h @ Wh, c, hidden)
         return (h, c), (h, c, xp.concat([i, f, o, g], axis=1))
 
-    c0 = _zeros(xp, h0, tuple(h0.shape))
+    c0 = xp.zeros_like(h0)
     _, (hs, cs, gates) = _native.scan(step, (h0, c0), (_time_major(xp, projected),))
     return _time_major(xp, hs), LstmCache(x, h0, Wx, Wh, hs, cs, gates, dtypes)
 
@@ -427,7 +422,8 @@ def lstm_backward(dh: Any, cache: LstmCache) -> tuple[Any, Any, Any, Any, Any]:
     n, steps, hidden = x.shape[0], x.shape[1], hs.shape[2]
     xp, dh = upstream(dh, hs, (n, steps, hidden), name="dh")
     Wh_t = xp.matrix_transpose(Wh)
-    c_prev = _previous(xp, _zeros(xp, h0, tuple(h0.shape)), cs)
+    zeros = xp.zeros_like(h0)  # c0, and the gradients reaching the last step from after it
+    c_prev = _previous(xp, zeros, cs)
 
     def step(carry: tuple[Any, Any], dh_t: Any, c_t: Any, cp_t: Any, gates_t: Any):
         dnext_h, dnext_c = carry
@@ -435,7 +431,6 @@ def lstm_backward(dh: Any, cache: LstmCache) -> tuple[Any, Any, Any, Any, Any]:
         da, dprev_c = _lstm_cell_backward(xp, dh_t + dnext_h, dnext_c, cp_t, c_t, i, f, o, g)
         return (da @ Wh_t, dprev_c), da
 
-    zeros = _zeros(xp, h0, tuple(h0.shape))
     (dh0, _), das = _native.scan(
         step, (zeros, zeros), (_time_major(xp, dh), cs, c_prev, gates), reverse=True
     )

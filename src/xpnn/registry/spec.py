@@ -8,6 +8,7 @@ PyTorch bridges and the API reference are all derived from it (``docs/adding_a_l
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -401,7 +402,7 @@ class Layer:
     def is_loss(self) -> bool:
         return self.backward is None
 
-    @property
+    @functools.cached_property  # read by every bridge backward: derived once
     def grad_names(self) -> tuple[str, ...]:
         if self.grads is not None:
             return tuple(self.grads)
