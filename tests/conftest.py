@@ -8,6 +8,7 @@ its leg of the gradient matrix runs every layer under ``jax.jit``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -75,6 +76,30 @@ class Backend:
         pytest.skip("no second backend is installed here")
 
     @property
+    def on_gpu(self) -> bool:
+        """Whether the test arrays live on a GPU, where atomics and cuDNN's algorithm choice
+        make sums (scatter-add, convolution weight gradients) differ in the last bits from
+        one call to the next."""
+        if self.name == "cupy":
+            return True
+        if self.name == "torch":
+            return self.device is not None and self.device.type != "cpu"
+        if self.name == "jax":
+            import jax
+
+            return jax.default_backend() != "cpu"
+        return False
+
+    def full_precision(self) -> Any:
+        """A context with float32 products at float32 precision: JAX on a GPU uses TF32
+        by default (``jax.default_matmul_precision``); the other backends already do."""
+        if self.name != "jax":
+            return contextlib.nullcontext()
+        import jax
+
+        return jax.default_matmul_precision("highest")
+
+    @property
     def compile(self) -> Any:
         """``jax.jit`` on JAX, else None."""
         if self.name == "jax":
@@ -97,6 +122,9 @@ def bk() -> Backend:
         import torch
 
         device = torch.device(os.environ["XPNN_DEVICE"])
+        if device.type == "cuda" and device.index is None:
+            # arrays report cuda:0, and torch.device("cuda") != torch.device("cuda", 0)
+            device = torch.device("cuda", torch.cuda.current_device())
     return Backend(BACKEND, _XP, device)
 
 

@@ -55,7 +55,11 @@ def test_a_repacked_cache_gives_the_same_gradients(bk, case):
     assert type(_plain(cache)) is tuple
     for got, want in zip(repacked, expected, strict=True):
         assert got.dtype == want.dtype
-        np.testing.assert_array_equal(to_numpy(got), to_numpy(want))
+        if bk.on_gpu:  # the same sums, in an order that atomics choose at each call
+            rtol = 1e-12 if want.dtype == bk.xp.float64 else 1e-5
+            np.testing.assert_allclose(to_numpy(got), to_numpy(want), rtol=rtol, atol=rtol)
+        else:
+            np.testing.assert_array_equal(to_numpy(got), to_numpy(want))
 
 
 def _swap_path(cache, path_indices, value):

@@ -15,14 +15,19 @@ _spec.loader.exec_module(gpu_check)
 
 
 def test_the_plan_covers_the_issue_and_fits_in_eight_minutes(tmp_path):
-    steps = gpu_check.plan(tmp_path, workers=8)
+    steps = gpu_check.plan(tmp_path, workers=16)
     names = [s.name for s in steps]
     assert names == ["tests-cupy", "tests-jax-gpu", "tests-torch-cuda",
                      "bench-cupy", "bench-jax", "bench-torch"]  # fmt: skip
-    assert sum(s.timeout for s in steps) <= 8 * 60
+    assert gpu_check.wall_time_limit(steps) <= 8 * 60
+    assert [s.side_by_side for s in steps] == [True] * 3 + [False] * 3
+    # the three test steps share the 16 cores of the lent machine
+    workers = [int(s.command[s.command.index("-n") + 1]) for s in steps[:3]]
+    assert sum(workers) <= 16 and min(workers) >= 3
     by_name = {s.name: s for s in steps}
-    assert by_name["tests-torch-cuda"].env == {"XPNN_BACKEND": "torch", "XPNN_DEVICE": "cuda"}
+    assert by_name["tests-torch-cuda"].env["XPNN_DEVICE"] == "cuda"
     assert by_name["tests-jax-gpu"].env["JAX_ENABLE_X64"] == "1"
+    assert by_name["tests-jax-gpu"].env["JAX_DEFAULT_MATMUL_PRECISION"] == "highest"
     for name in ("bench-cupy", "bench-jax", "bench-torch"):
         assert str(tmp_path / "gpu_results.md") in by_name[name].command
 

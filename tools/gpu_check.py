@@ -1,14 +1,21 @@
 """The GPU check: the test suite and the benchmarks on an NVIDIA GPU, in one prepared run.
 
-Steps, each with its own time limit (about 7 minutes in all on the lent H200):
+Steps, each with its own time limit (about 8 minutes in all on the lent H200):
 
 1. ``tests-cupy``: the whole suite with ``XPNN_BACKEND=cupy``;
 2. ``tests-jax-gpu``: the layer, bridge, model and Solver tests with ``XPNN_BACKEND=jax``
-   on JAX's default device (the GPU), x64 on, under the transfer-guard tests too;
+   on JAX's default device (the GPU), x64 on, float32 products at float32 precision
+   (``JAX_DEFAULT_MATMUL_PRECISION=highest``: JAX's GPU default is TF32), under the
+   transfer-guard tests too;
 3. ``tests-torch-cuda``: the same tests with ``XPNN_BACKEND=torch XPNN_DEVICE=cuda``, and the
    CUDA-only tests of ``tests/test_device_paths.py``;
 4. ``bench-cupy``, ``bench-jax``, ``bench-torch``: ``xpnn bench --quick`` on the GPU, each
    writing its section into ``gpu_results.md``.
+
+The three test steps run side by side, sharing the CPU cores between their pytest-xdist
+workers (``--workers``, all cores by default); the benchmarks then run one at a time, with
+nothing beside them. First run on the H200 (2026-12-04): the three test steps took 262 s
+together, the benchmarks 51 s.
 
 Everything goes to ``--out`` (``$OUT`` on the device machine): ``gpu_check.log`` (every
 step's output), ``gpu_results.md`` (the benchmark sections) and ``gpu_summary.md`` (one line
@@ -21,9 +28,10 @@ fetched), carry the two as wheels. Once, here::
 
     echo /.whl/ >> .git/info/exclude
     python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \\
-        -d .whl array-api-compat==1.16.0 array-api-extra==0.11.5
+        --implementation cp -d .whl array-api-compat==1.16.0 array-api-extra==0.11.5
 
-(the versions of ``pip show`` in the dev environment), then run with ``carry=[".whl"]``::
+(the versions of ``pip show`` in the dev environment), then run with ``carry=[".whl"]`` and
+``timeout_s=540``::
 
     python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl &&
     PYTHONPATH=/tmp/site:$PWD/src python3 tools/gpu_check.py --out $OUT
@@ -40,11 +48,14 @@ import importlib.util
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -71,37 +82,63 @@ class Step:
     timeout: int
     needs_gpu: bool = True
     collect_when_dry: bool = False
-    notes: list[str] = field(default_factory=list)
+    #: run side by side with the other side-by-side steps (the tests); the benchmarks run
+    #: alone afterwards, so that nothing else competes while they time
+    side_by_side: bool = False
 
 
 def _pytest(files: list[str], workers: int) -> list[str]:
     ignore = [f"--ignore={f}" for f in CPU_ONLY]
     parallel = ["-n", str(workers)] if workers > 1 else []
-    return [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *parallel,
-            *ignore, *files]  # fmt: skip
+    return [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfE",
+            *parallel, *ignore, *files]  # fmt: skip
+
+
+#: Share of the CPU cores (16 on the lent H200) each test step's xdist workers get: JAX's
+#: compiles dominate its step (measured there, side by side: JAX 262 s on 9 workers,
+#: torch 113 s on 4, CuPy 144 s on 5).
+_WORKER_SHARE = {"tests-cupy": 4, "tests-jax-gpu": 8, "tests-torch-cuda": 3}
 
 
 def plan(out: Path, workers: int) -> list[Step]:
-    """The steps of the check, in order."""
+    """The steps of the check, in order. ``workers``: CPU cores for the three test steps
+    together (they run side by side); 1 runs each without xdist."""
     results = out / "gpu_results.md"
     jax_env = {
         "XPNN_BACKEND": "jax",
         "JAX_ENABLE_X64": "1",
         # several test processes share the GPU: no process takes 75% of it up front
         "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
+        # float32 products at float32 precision (JAX's GPU default is TF32), as on the
+        # other backends: the suite's float32 tolerances are float32's
+        "JAX_DEFAULT_MATMUL_PRECISION": "highest",
     }
+    # any test process that imports JAX beside its own backend must not take the GPU
+    others = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
+
+    def share(name: str) -> int:
+        return 1 if workers <= 1 else max(1, workers * _WORKER_SHARE[name] // 16)
+
+    def tests(name: str, env: dict[str, str], timeout: int) -> Step:
+        return Step(name, _pytest(["tests"], share(name)), env, timeout,
+                    collect_when_dry=True, side_by_side=True)  # fmt: skip
+
     bench = [sys.executable, "-m", "xpnn", "bench", "--quick", "--out", str(results)]
     return [
-        Step("tests-cupy", _pytest(["tests"], workers), {"XPNN_BACKEND": "cupy"}, 110,
-             collect_when_dry=True),
-        Step("tests-jax-gpu", _pytest(["tests"], workers), jax_env, 120, collect_when_dry=True),
-        Step("tests-torch-cuda", _pytest(["tests"], workers),
-             {"XPNN_BACKEND": "torch", "XPNN_DEVICE": "cuda"}, 100, collect_when_dry=True),
-        Step("bench-cupy", [*bench, "--backend", "cupy"], {}, 40),
-        Step("bench-jax", [*bench, "--backend", "jax"], {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"},
-             50),
-        Step("bench-torch", [*bench, "--backend", "torch"], {}, 40),
+        tests("tests-cupy", {"XPNN_BACKEND": "cupy", **others}, 240),
+        tests("tests-jax-gpu", jax_env, 330),
+        tests("tests-torch-cuda", {"XPNN_BACKEND": "torch", "XPNN_DEVICE": "cuda", **others},
+              240),
+        Step("bench-cupy", [*bench, "--backend", "cupy"], others, 40),
+        Step("bench-jax", [*bench, "--backend", "jax"], others, 50),
+        Step("bench-torch", [*bench, "--backend", "torch"], others, 40),
     ]  # fmt: skip
+
+
+def wall_time_limit(steps: list[Step]) -> int:
+    """The longest the plan can take: the slowest side-by-side step, then the rest."""
+    side = [s.timeout for s in steps if s.side_by_side]
+    return max(side, default=0) + sum(s.timeout for s in steps if not s.side_by_side)
 
 
 def cuda_device() -> str | None:
@@ -128,7 +165,49 @@ def _summary_line(output: str) -> str:
     return lines[-1] if lines else ""
 
 
-def run(out: Path, dry_run: bool, workers: int, only: list[str] | None) -> int:
+@dataclass
+class _Running:
+    step: Step
+    command: list[str]
+    process: subprocess.Popen
+    output: Any
+    started: float
+
+
+def _start(step: Step, command: list[str], env: dict[str, str], scratch: Path) -> _Running:
+    output = (scratch / f"{step.name}.out").open("w+")
+    process = subprocess.Popen(
+        command, cwd=ROOT, env={**env, **step.env}, stdout=output, stderr=subprocess.STDOUT,
+        text=True, start_new_session=True,
+    )  # fmt: skip
+    return _Running(step, command, process, output, time.monotonic())
+
+
+def _finish(running: _Running, limit: float) -> tuple[str, int, float]:
+    """Wait for a step until ``limit`` seconds after its start; stop it (SIGINT first, so
+    that pytest prints its failures so far) when it runs over."""
+    try:
+        code = running.process.wait(max(0.0, limit - (time.monotonic() - running.started)))
+    except subprocess.TimeoutExpired:
+        os.killpg(running.process.pid, signal.SIGINT)
+        try:
+            running.process.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(running.process.pid, signal.SIGKILL)
+            running.process.wait()
+        code = 124
+    seconds = time.monotonic() - running.started
+    running.output.seek(0)
+    output = running.output.read()
+    running.output.close()
+    if code == 124:
+        output += f"\n(stopped after its limit of {limit:.0f} s)"
+    return output, code, seconds
+
+
+def run(
+    out: Path, dry_run: bool, workers: int, only: list[str] | None, timeout_scale: float = 1.0
+) -> int:
     out.mkdir(parents=True, exist_ok=True)
     gpu = None if dry_run else cuda_device()
     if importlib.util.find_spec("xdist") is None:
@@ -139,41 +218,49 @@ def run(out: Path, dry_run: bool, workers: int, only: list[str] | None) -> int:
     summary.append(header)
     print(header, flush=True)
     failed = 0
-    env_base = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     src = str(ROOT / "src")
-    env_base["PYTHONPATH"] = os.pathsep.join(p for p in (src, env_base.get("PYTHONPATH", "")) if p)
-    for step in plan(out, workers):
-        if only and step.name not in only:
-            continue
-        command = step.command
-        if gpu is None and step.needs_gpu:
-            if not step.collect_when_dry:
-                line = f"{step.name}: skipped (needs a CUDA device; none here)"
-                summary.append(f"- {line}")
-                print(line, flush=True)
-                continue
-            command = [*command, "--collect-only"]
-        started = time.monotonic()
-        try:
-            done = subprocess.run(
-                command, cwd=ROOT, env={**env_base, **step.env}, capture_output=True,
-                text=True, timeout=step.timeout, check=False,
-            )  # fmt: skip
-            output, code = done.stdout + done.stderr, done.returncode
-        except subprocess.TimeoutExpired as err:
-            partial = err.stdout if isinstance(err.stdout, str) else (err.stdout or b"").decode()
-            output, code = partial + f"\n(stopped after its limit of {step.timeout} s)", 124
-        seconds = time.monotonic() - started
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH", "")) if p)
+    steps = [s for s in plan(out, workers) if not only or s.name in only]
+
+    def report(step: Step, command: list[str], output: str, code: int, seconds: float) -> None:
+        nonlocal failed
         log.write(f"\n===== {step.name}: {' '.join(command)}\n{output}\n")
         log.flush()
-        what = "collected only (no CUDA device)" if command is not step.command else ""
         status = "ok" if code == 0 else f"FAILED (exit {code})"
         failed += code != 0
         line = f"{step.name}: {status} in {seconds:.0f} s; {_summary_line(output)}"
-        if what:
-            line += f"; {what}"
+        if command is not step.command:
+            line += "; collected only (no CUDA device)"
         summary.append(f"- {line}")
         print(line, flush=True)
+
+    with tempfile.TemporaryDirectory() as scratch:
+        side_by_side: list[_Running] = []
+
+        def finish_side_by_side() -> None:
+            for waiting in side_by_side:
+                limit = waiting.step.timeout * timeout_scale
+                report(waiting.step, waiting.command, *_finish(waiting, limit))
+            side_by_side.clear()
+
+        for step in steps:
+            if not step.side_by_side:
+                finish_side_by_side()  # nothing runs beside a benchmark
+            command = step.command
+            if gpu is None and step.needs_gpu:
+                if not step.collect_when_dry:
+                    line = f"{step.name}: skipped (needs a CUDA device; none here)"
+                    summary.append(f"- {line}")
+                    print(line, flush=True)
+                    continue
+                command = [*command, "--collect-only"]
+            if step.side_by_side:
+                side_by_side.append(_start(step, command, env, Path(scratch)))
+                continue
+            running = _start(step, command, env, Path(scratch))
+            report(step, command, *_finish(running, step.timeout * timeout_scale))
+        finish_side_by_side()
     log.close()
     (out / "gpu_summary.md").write_text("\n".join(summary) + "\n")
     return 1 if failed else 0
@@ -214,9 +301,18 @@ def main(argv: list[str] | None = None) -> int:
         help="run every step without CUDA: collect the tests, skip the bench",
     )
     parser.add_argument(
-        "--workers", type=int, default=8, help="pytest-xdist processes per test step (1: no xdist)"
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="CPU cores shared by the three test steps, which run side by side (1: no xdist)",
     )
     parser.add_argument("--only", nargs="+", metavar="STEP", help="run only these steps")
+    parser.add_argument(
+        "--timeout-scale",
+        type=float,
+        default=1.0,
+        help="multiply every step's time limit (steps run side by side share the machine)",
+    )
     parser.add_argument(
         "--merge",
         type=Path,
@@ -228,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         keys = merge(args.merge, ROOT / "benchmarks" / "RESULTS.md")
         print(f"merged {', '.join(keys) or 'no GPU section'} into benchmarks/RESULTS.md")
         return 0
-    return run(args.out, args.dry_run, args.workers, args.only)
+    return run(args.out, args.dry_run, args.workers, args.only, args.timeout_scale)
 
 
 if __name__ == "__main__":
