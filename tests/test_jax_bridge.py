@@ -100,6 +100,46 @@ def ref_svm_loss(scores, y):
     return jnp.sum(margins) / scores.shape[0]
 
 
+def ref_rnn_step(x, prev_h, Wx, Wh, b):
+    return jnp.tanh(x @ Wx + prev_h @ Wh + b)
+
+
+def _ref_lstm_cell(a, c):
+    i, f, o, g = jnp.split(a, 4, axis=1)  # the assignment's gate order
+    c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+    return jax.nn.sigmoid(o) * jnp.tanh(c), c
+
+
+def ref_lstm_step(x, prev_h, prev_c, Wx, Wh, b):
+    return _ref_lstm_cell(x @ Wx + prev_h @ Wh + b, prev_c)
+
+
+def _ref_scan(step, carry, x):
+    _, hs = lax.scan(step, carry, jnp.swapaxes(x, 0, 1))
+    return jnp.swapaxes(hs, 0, 1)
+
+
+def ref_rnn(x, h0, Wx, Wh, b):
+    def step(h, x_t):
+        h = ref_rnn_step(x_t, h, Wx, Wh, b)
+        return h, h
+
+    return _ref_scan(step, h0, x)
+
+
+def ref_lstm(x, h0, Wx, Wh, b):
+    def step(carry, x_t):
+        h, c = ref_lstm_step(x_t, *carry, Wx, Wh, b)
+        return (h, c), h
+
+    return _ref_scan(step, (h0, jnp.zeros_like(h0)), x)
+
+
+def ref_temporal_softmax_loss(x, y, mask):
+    logp = jax.nn.log_softmax(x, axis=-1)
+    return -jnp.sum(jnp.take_along_axis(logp, y[..., None], axis=-1)[..., 0] * mask) / x.shape[0]
+
+
 # --------------------------------------------------------------------------- cases
 
 R = np.random.default_rng(0)
@@ -138,6 +178,26 @@ CASES = {
     ),
     "svm_loss": (lambda s: xj.svm_loss(s, Y), lambda s: ref_svm_loss(s, Y), (_a(6, 5),), {}),
 }
+# The sequence layers; the embedding's indices repeat words, whose gradients accumulate.
+IDX = jnp.asarray(R.integers(0, 4, size=(2, 5)))
+YT, MASK = jnp.asarray(R.integers(0, 6, size=(2, 4))), jnp.asarray(R.random((2, 4)) > 0.3)
+CASES.update(
+    {
+        "rnn_step": (xj.rnn_step, ref_rnn_step, (_a(3, 4), _a(3, 5), _a(4, 5), _a(5, 5), _a(5)),
+                     {}),
+        "rnn": (xj.rnn, ref_rnn, (_a(2, 4, 3), _a(2, 5), _a(3, 5), _a(5, 5), _a(5)), {}),
+        "lstm_step": (xj.lstm_step, ref_lstm_step,
+                      (_a(3, 4), _a(3, 5), _a(3, 5), _a(4, 20), _a(5, 20), _a(20)), {}),
+        "lstm": (xj.lstm, ref_lstm, (_a(2, 4, 3), _a(2, 5), _a(3, 20), _a(5, 20), _a(20)), {}),
+        "word_embedding": (lambda W: xj.word_embedding(IDX, W), lambda W: W[IDX], (_a(4, 3),),
+                           {}),
+        "temporal_affine": (xj.temporal_affine, lambda x, w, b: x @ w + b,
+                            (_a(2, 3, 4), _a(4, 5), _a(5)), {}),
+        "temporal_softmax_loss": (lambda x: xj.temporal_softmax_loss(x, YT, MASK),
+                                  lambda x: ref_temporal_softmax_loss(x, YT, MASK),
+                                  (_a(2, 4, 6),), {}),
+    }
+)  # fmt: skip
 for _train in (True, False):
     _mode = "train" if _train else "test"
     CASES[f"batchnorm_{_mode}"] = (
@@ -212,7 +272,8 @@ def test_jit_gives_the_same_values_and_gradients(name):
 
 
 #: vmap over an extra leading axis: each mapped slice is a whole xpnn input.
-VMAP = ["affine", "relu", "conv", "max_pool", "layernorm", "groupnorm", "softmax_loss", "svm_loss"]
+VMAP = ["affine", "relu", "conv", "max_pool", "layernorm", "groupnorm", "softmax_loss", "svm_loss",
+        "temporal_affine"]  # fmt: skip
 
 
 @pytest.mark.parametrize("name", VMAP)
@@ -239,6 +300,30 @@ def test_vmap_per_example_gradients(name):
         assert got[0].shape == args[0].shape
         for g, a in zip(got[1:], args[1:], strict=True):
             assert g.shape == (args[0].shape[0], *a.shape)
+    assert _max_abs(got, want) <= TOL
+
+
+@pytest.mark.parametrize("name", ["rnn", "lstm"])
+def test_vmap_of_the_recurrent_layers_over_a_batch_of_sequences(name):
+    """vmap over sequences (each a minibatch of one, with its own h0): the values and the
+    per-sequence weight gradients are the reference's."""
+    fn, ref, (x, h0, *weights), _ = CASES[name]
+
+    def per_sequence(f):
+        return lambda x_i, h_i, *w: jnp.sum(jnp.sin(f(x_i[None], h_i[None], *w)))
+
+    in_axes = (0, 0, None, None, None)
+    assert (
+        _max_abs(
+            jax.vmap(lambda x_i, h_i: fn(x_i[None], h_i[None], *weights))(x, h0),
+            jax.vmap(lambda x_i, h_i: ref(x_i[None], h_i[None], *weights))(x, h0),
+        )
+        <= TOL
+    )
+    argnums = tuple(range(5))
+    got = jax.vmap(jax.grad(per_sequence(fn), argnums), in_axes)(x, h0, *weights)
+    want = jax.vmap(jax.grad(per_sequence(ref), argnums), in_axes)(x, h0, *weights)
+    assert got[2].shape == (x.shape[0], *weights[0].shape)
     assert _max_abs(got, want) <= TOL
 
 

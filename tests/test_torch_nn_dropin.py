@@ -333,6 +333,10 @@ LAYERS = {
     "LayerNorm": lambda nn: nn.LayerNorm((3, 4), elementwise_affine=True),
     "GroupNorm": lambda nn: nn.GroupNorm(2, 4, eps=1e-4),
     "Flatten": lambda nn: nn.Flatten(),
+    "RNN": lambda nn: nn.RNN(4, 5, batch_first=True),
+    "RNNNoBias": lambda nn: nn.RNN(3, 2, bias=False, dtype=torch.float64),
+    "LSTM": lambda nn: nn.LSTM(4, 5, batch_first=True),
+    "LSTMTimeMajor": lambda nn: nn.LSTM(3, 2, bias=False),
 }
 
 
@@ -460,6 +464,10 @@ def test_a_whole_model_prints_like_torch_nn():
         (lambda: xnn.MaxPool2d(2, stride=(2, 1)), "stride"),
         (lambda: xnn.MaxPool2d((2, 3)), "stride"),  # the stride defaults to the window
         (lambda: xnn.MaxPool2d(2, padding=2), "padding"),
+        (lambda: xnn.RNN(3, 4, nonlinearity="relu"), "nonlinearity"),
+        (lambda: xnn.RNN(3, 4, num_layers=2), "num_layers"),
+        (lambda: xnn.LSTM(3, 4, bidirectional=True), "bidirectional"),
+        (lambda: xnn.LSTM(3, 4, proj_size=2), "proj_size"),
     ],
 )
 def test_options_xpnn_cannot_compute_raise_at_construction(build, argument):
@@ -475,3 +483,107 @@ def test_batch_norm_refuses_one_value_per_channel_in_training_as_torch_does():
         torch.nn.BatchNorm1d(4)(x)
     assert str(ours.value) == str(theirs.value)
     assert xnn.BatchNorm1d(4).eval()(x).shape == (1, 4)  # the running averages need no batch
+
+
+# --------------------------------------------------------------------------- RNN and LSTM
+
+
+def _run_recurrent(module, x, hx):
+    """Outputs, then the gradients of the parameters, x and hx, of a loss on every output."""
+    x = x.clone().requires_grad_()
+    states = tuple(h.clone().requires_grad_() for h in hx)
+    given = None if not states else states[0] if len(states) == 1 else states
+    output, last = module(x, given)
+    finals = last if isinstance(last, tuple) else (last,)
+    # weights on every output, so that each gets its own upstream gradient
+    loss = (output * torch.linspace(-1, 2, output.numel(), dtype=output.dtype).reshape(
+        output.shape)).sum() + sum((f**3).sum() for f in finals)  # fmt: skip
+    loss.backward()
+    grads = [p.grad for p in module.parameters()] + [x.grad] + [h.grad for h in states]
+    return (output, *finals), grads
+
+
+@pytest.mark.parametrize("with_state", [False, True], ids=["hx=None", "hx"])
+@pytest.mark.parametrize("layout", ["batch_first", "time_major", "unbatched"])
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "no_bias"])
+@pytest.mark.parametrize("name", ["RNN", "LSTM"])
+def test_the_recurrent_twins_give_torch_nn_s_outputs_and_gradients(name, bias, layout, with_state):
+    """torch.nn's weights (gate order i, f, g, o; two biases) loaded into the twin give the
+    same outputs, final states and gradients (of the parameters, the input and hx)."""
+    torch.manual_seed(3)
+    reference = getattr(torch.nn, name)(4, 5, bias=bias, batch_first=layout == "batch_first")
+    reference = reference.double()
+    twin = getattr(xnn, name)(4, 5, bias=bias, batch_first=layout == "batch_first").double()
+    twin.load_state_dict(reference.state_dict())
+    n, steps = 3, 6
+    shape = {"batch_first": (n, steps, 4), "time_major": (steps, n, 4), "unbatched": (steps, 4)}
+    x = torch.randn(shape[layout], dtype=torch.float64)
+    state = (1, 5) if layout == "unbatched" else (1, n, 5)
+    hx = [torch.randn(state, dtype=torch.float64) for _ in range((name == "LSTM" and 2) or 1)]
+    hx = hx if with_state else []
+    want_out, want_grads = _run_recurrent(reference, x, hx)
+    got_out, got_grads = _run_recurrent(twin, x, hx)
+    for got, want in zip((*got_out, *got_grads), (*want_out, *want_grads), strict=True):
+        assert got.shape == want.shape
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_the_recurrent_twins_run_xpnn_s_backward_passes(monkeypatch):
+    """The gradients come from xpnn's rnn_backward and lstm_step_backward: their nodes,
+    and none of torch's recurrence or matmul nodes, are in the graph; halving xpnn's
+    backward halves them (one LSTM step, so that the halving does not compound)."""
+    for name, bridge, steps in (("RNN", XF.rnn, 3), ("LSTM", XF.lstm_step, 1)):
+        x = torch.randn(2, steps, 4, dtype=torch.float64)
+        torch.manual_seed(0)
+        twin = getattr(xnn, name)(4, 5, batch_first=True).double()
+        output = twin(x)[0]
+        nodes = _graph_nodes(output.sum())
+        assert f"{bridge.autograd_function.__name__}Backward" in nodes, nodes
+        assert not {n for n in nodes if n.startswith(("Rnn", "Lstm", "Mkldnn", "Mm"))} - {
+            f"{bridge.autograd_function.__name__}Backward"
+        }, nodes
+        output.square().sum().backward()
+        right = twin.weight_ih_l0.grad.clone()
+        original = bridge.autograd_function.backward
+
+        def halved(ctx, *douts, _original=original):
+            return tuple(None if g is None else g / 2 for g in _original(ctx, *douts))
+
+        monkeypatch.setattr(bridge.autograd_function, "backward", staticmethod(halved))
+        twin.zero_grad()
+        twin(x)[0].square().sum().backward()
+        torch.testing.assert_close(twin.weight_ih_l0.grad, right / 2)
+        monkeypatch.undo()
+
+
+def test_a_wrong_gate_order_is_caught(monkeypatch):
+    """The comparison with torch.nn.LSTM fails when the twin keeps torch's gate order."""
+    import xpnn.torch.nn as module
+
+    torch.manual_seed(1)
+    reference = torch.nn.LSTM(4, 5, batch_first=True).double()
+    twin = xnn.LSTM(4, 5, batch_first=True).double()
+    twin.load_state_dict(reference.state_dict())
+    x = torch.randn(2, 3, 4, dtype=torch.float64)
+    torch.testing.assert_close(twin(x)[0], reference(x)[0])
+    monkeypatch.setattr(module, "_xpnn_gate_order", lambda a, hidden: a)
+    assert not torch.allclose(twin(x)[0], reference(x)[0], atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: xnn.RNN(4, 5)(torch.randn(2, 3, 4), torch.zeros(2, 5)), r"hx must have shape"),
+        (lambda: xnn.LSTM(4, 5, batch_first=True)(torch.randn(2, 3, 4), torch.zeros(1, 2, 5)),
+         r"hx must be a pair"),
+        (lambda: xnn.LSTM(4, 5)(torch.randn(3, 2, 4), (torch.zeros(1, 2, 5), torch.zeros(1, 5))),
+         r"c_0 must have shape \(1, 2, 5\)"),
+        (lambda: xnn.RNN(4, 5)(torch.randn(1, 2, 3, 4)), r"input must be"),
+        (lambda: xnn.LSTM(4, 5)(torch.nn.utils.rnn.pack_sequence([torch.randn(3, 4)])),
+         r"PackedSequence"),
+    ],
+    ids=["rnn_hx_shape", "lstm_hx_not_pair", "lstm_c0_shape", "input_ndim", "packed"],
+)  # fmt: skip
+def test_the_recurrent_twins_name_what_is_wrong(call, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        call()

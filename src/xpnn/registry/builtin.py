@@ -175,15 +175,24 @@ def _jax_rnn(jax: Any, x: Any, h0: Any, Wx: Any, Wh: Any, b: Any) -> Any:
     return jax.numpy.stack(hs, axis=1)
 
 
+def _jax_lstm_cell(jax: Any, a: Any, c: Any) -> tuple[Any, Any]:
+    """The LSTM cell from ``jax.nn``, gates (i, f, o, g) as the assignment orders them."""
+    i, f, o, g = jax.numpy.split(a, 4, axis=1)
+    c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jax.numpy.tanh(g)
+    return jax.nn.sigmoid(o) * jax.numpy.tanh(c), c
+
+
+def _jax_lstm_step(jax: Any, x: Any, prev_h: Any, prev_c: Any, Wx: Any, Wh: Any, b: Any) -> Any:
+    h, c = _jax_lstm_cell(jax, x @ Wx + prev_h @ Wh + b, prev_c)
+    return jax.numpy.concatenate([h.reshape(-1), c.reshape(-1)])  # the cases' flat output
+
+
 def _jax_lstm(jax: Any, x: Any, h0: Any, Wx: Any, Wh: Any, b: Any) -> Any:
-    jnp = jax.numpy
-    h, c, hs = h0, jnp.zeros_like(h0), []
+    h, c, hs = h0, jax.numpy.zeros_like(h0), []
     for t in range(x.shape[1]):
-        i, f, o, g = jnp.split(x[:, t] @ Wx + h @ Wh + b, 4, axis=1)
-        c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
-        h = jax.nn.sigmoid(o) * jnp.tanh(c)
+        h, c = _jax_lstm_cell(jax, x[:, t] @ Wx + h @ Wh + b, c)
         hs.append(h)
-    return jnp.stack(hs, axis=1)
+    return jax.numpy.stack(hs, axis=1)
 
 
 def _torch_temporal_softmax(torch: Any, x: Any, y: Any, mask: Any) -> Any:
@@ -450,6 +459,7 @@ BUILTIN_LAYERS: tuple[Layer, ...] = (
             torch=_torch_rnn_step,
             jax=lambda jax, x, prev_h, Wx, Wh, b: jax.numpy.tanh(x @ Wx + prev_h @ Wh + b),
         ),
+        bridge="rnn_step",
     ),
     Layer(
         rnn.rnn_forward,
@@ -471,8 +481,9 @@ BUILTIN_LAYERS: tuple[Layer, ...] = (
         inputs=("x", "prev_h", "prev_c", "Wx", "Wh", "b"),
         cases=(case(x=(3, 4), prev_h=(3, 5), prev_c=(3, 5), Wx=(4, 20), Wh=(5, 20), b=(20,)),),
         derivation="lstm",
-        oracle=Oracle(torch=_torch_lstm_step),
+        oracle=Oracle(torch=_torch_lstm_step, jax=_jax_lstm_step),
         outputs=lambda shapes: (shapes["prev_h"], shapes["prev_c"]),
+        bridge="lstm_step",
     ),
     Layer(
         rnn.lstm_forward,

@@ -486,7 +486,11 @@ class Layer:
         arguments = {k: dict(v) if isinstance(v, dict) else v for k, v in arguments.items()}
         for target, value in zip(self.param_arrays, arrays[n:], strict=True):
             _put(arguments, target, value)
-        out, cache = self.forward(*arrays[:n], **arguments)
+        if self.outputs is not None:  # (*outputs, cache): the outputs as one tuple
+            *outs, cache = self.forward(*arrays[:n], **arguments)
+            out = tuple(outs)
+        else:
+            out, cache = self.forward(*arrays[:n], **arguments)
         if self.returns_param_arrays:
             out = (out, *(_get(arguments, t) for t in self.param_arrays))
         return out, cache
@@ -502,7 +506,8 @@ class Layer:
             keywords = {}
             if self.input_grad_flag is not None and needs is not None:
                 keywords[self.input_grad_flag] = bool(needs[0])
-            result = backward(dout, cache, **keywords)
+            douts = tuple(dout) if self.outputs is not None else (dout,)
+            result = backward(*douts, cache, **keywords)
             grads = result if isinstance(result, tuple) else (result,)
         names = self.grad_names
         if len(grads) != len(names):

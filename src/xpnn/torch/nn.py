@@ -34,6 +34,13 @@ Conventions are ``torch.nn``'s, converted to xpnn's where they differ:
   between height and width, and ``MaxPool2d``'s ``return_indices=True`` and
   ``ceil_mode=True``. ``ReLU(inplace=True)`` and ``Dropout(inplace=True)`` compute out of
   place (xpnn never writes into its input).
+* :class:`RNN` and :class:`LSTM` keep ``torch.nn``'s weights (``weight_ih_l0`` of shape
+  (gates * H, D), its two biases, and for the LSTM its gate order i, f, g, o) and hand
+  xpnn's layers ``weight_ih_l0.T``, ``weight_hh_l0.T`` and ``bias_ih_l0 + bias_hh_l0``,
+  the LSTM's gates reordered to xpnn's i, f, o, g. One layer, one direction, ``tanh``
+  and no ``proj_size`` (xpnn's layers have no other); ``batch_first`` either way, and
+  unbatched inputs, as in ``torch.nn``. A ``PackedSequence`` is refused with a
+  ``TypeError``.
 """
 
 from __future__ import annotations
@@ -48,6 +55,8 @@ from .._params import count
 from . import functional as XF
 
 __all__ = [
+    "LSTM",
+    "RNN",
     "BatchNorm1d",
     "BatchNorm2d",
     "Conv2d",
@@ -349,3 +358,122 @@ class GroupNorm(torch.nn.GroupNorm):
         x4 = x if x.ndim == 4 else x.reshape(n, c, -1, 1)  # (N, C, *) as (N, C, L, 1)
         out = XF.groupnorm(x4, self.weight, self.bias, groups=self.num_groups, eps=self.eps)
         return out.reshape(x.shape)
+
+
+# --------------------------------------------------------------------------- recurrent
+
+
+class _Recurrent:
+    """What :class:`RNN` and :class:`LSTM` share: the checks of ``torch.nn.RNNBase``'s
+    options, and the input's layout as xpnn's (N, T, D)."""
+
+    def _require_xpnn_options(self) -> None:
+        layer = type(self).__name__
+        _require(self.num_layers == 1, "num_layers", self.num_layers, "1", layer)
+        _require(not self.bidirectional, "bidirectional", self.bidirectional, "False", layer)
+        _require(self.proj_size == 0, "proj_size", self.proj_size, "0", layer)
+
+    def _batch_major(self, x: Any) -> tuple[torch.Tensor, bool]:
+        """``x`` as (N, T, D), and whether it came unbatched (T, D)."""
+        if isinstance(x, torch.nn.utils.rnn.PackedSequence):
+            raise TypeError(
+                f"xpnn.torch.nn.{type(self).__name__} takes a tensor, not a PackedSequence: "
+                "pad the sequences (torch.nn.utils.rnn.pad_packed_sequence) or use "
+                f"torch.nn.{type(self).__name__}"
+            )
+        if x.ndim not in (2, 3):
+            raise ValueError(
+                f"{type(self).__name__}: input must be (N, T, D) or (T, N, D) (batch_first="
+                f"{self.batch_first}), or (T, D) unbatched; got shape {tuple(x.shape)}"
+            )
+        if x.ndim == 2:
+            return x.unsqueeze(0), True
+        return (x if self.batch_first else x.transpose(0, 1)), False
+
+    def _state(self, hx: Any, name: str, n: int, like: torch.Tensor, unbatched: bool) -> Any:
+        """A state of ``torch.nn``'s shape (1, N, H), or (1, H) unbatched, as (N, H)."""
+        hidden = self.hidden_size
+        if hx is None:
+            return torch.zeros(n, hidden, dtype=like.dtype, device=like.device)
+        want = (1, hidden) if unbatched else (1, n, hidden)
+        if tuple(hx.shape) != want:
+            raise ValueError(
+                f"{type(self).__name__}: {name} must have shape {want} (num_layers, "
+                f"{'' if unbatched else 'batch, '}hidden_size); got {tuple(hx.shape)}"
+            )
+        return hx.reshape(n, hidden)
+
+    def _output(self, h: torch.Tensor, unbatched: bool) -> torch.Tensor:
+        """xpnn's (N, T, H) as ``torch.nn``'s output layout."""
+        if unbatched:
+            return h[0]
+        return h if self.batch_first else h.transpose(0, 1)
+
+    def _bias(self, gates: int, like: torch.Tensor) -> torch.Tensor:
+        if not self.bias:
+            return torch.zeros(gates * self.hidden_size, dtype=like.dtype, device=like.device)
+        return self.bias_ih_l0 + self.bias_hh_l0
+
+
+class RNN(_Recurrent, torch.nn.RNN):
+    """``torch.nn.RNN`` (one layer, ``tanh``) computed by xpnn's ``rnn_forward`` and its
+    backpropagation through time.
+
+    ``forward(input, hx=None)`` returns ``(output, h_n)`` as ``torch.nn.RNN`` does:
+    ``output`` (N, T, H) with ``batch_first=True``, (T, N, H) without, and ``h_n``
+    (1, N, H).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._require_xpnn_options()
+        _require(self.nonlinearity == "tanh", "nonlinearity", self.nonlinearity, "'tanh'", "RNN")
+
+    def forward(self, input: Any, hx: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
+        x, unbatched = self._batch_major(input)
+        h0 = self._state(hx, "hx", x.shape[0], x, unbatched)
+        h = XF.rnn(x, h0, self.weight_ih_l0.T, self.weight_hh_l0.T, self._bias(1, x))
+        shape = (1, self.hidden_size) if unbatched else (1, x.shape[0], self.hidden_size)
+        return self._output(h, unbatched), h[:, -1].reshape(shape)
+
+
+def _xpnn_gate_order(a: torch.Tensor, hidden: int) -> torch.Tensor:
+    """torch's LSTM gate blocks (i, f, g, o) along axis 0, as xpnn's (i, f, o, g)."""
+    i, f, g, o = a.split(hidden, dim=0)
+    return torch.cat([i, f, o, g], dim=0)
+
+
+class LSTM(_Recurrent, torch.nn.LSTM):
+    """``torch.nn.LSTM`` (one layer) computed by xpnn's LSTM step, forward and backward.
+
+    ``forward(input, hx=None)``, ``hx = (h_0, c_0)`` each (1, N, H), returns
+    ``(output, (h_n, c_n))`` as ``torch.nn.LSTM`` does. It runs ``lstm_step_forward`` and
+    ``lstm_step_backward`` once per step, which take a cell state in and give one out:
+    xpnn's ``lstm_forward`` starts the cell state at zero and returns only the hidden
+    states, and ``torch.nn.LSTM`` takes ``c_0`` and returns ``c_n``.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._require_xpnn_options()
+
+    def forward(
+        self, input: Any, hx: Any = None
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        x, unbatched = self._batch_major(input)
+        n, hidden = x.shape[0], self.hidden_size
+        if hx is not None and (not isinstance(hx, (tuple, list)) or len(hx) != 2):
+            raise TypeError(f"LSTM: hx must be a pair (h_0, c_0) or None; got {type(hx)}")
+        h0, c0 = (None, None) if hx is None else hx
+        h = self._state(h0, "h_0", n, x, unbatched)
+        c = self._state(c0, "c_0", n, x, unbatched)
+        Wx = _xpnn_gate_order(self.weight_ih_l0, hidden).T
+        Wh = _xpnn_gate_order(self.weight_hh_l0, hidden).T
+        b = _xpnn_gate_order(self._bias(4, x), hidden)
+        hs = []
+        for t in range(x.shape[1]):
+            h, c = XF.lstm_step(x[:, t], h, c, Wx, Wh, b)
+            hs.append(h)
+        shape = (1, hidden) if unbatched else (1, n, hidden)
+        out = torch.stack(hs, dim=1)
+        return self._output(out, unbatched), (h.reshape(shape), c.reshape(shape))
