@@ -56,7 +56,10 @@ def _run_suite(session: nox.Session, backend: str) -> None:
         # 4 CPU devices for the data-parallel tests (tests/test_data_parallel.py)
         forced = "--xla_force_host_platform_device_count=4"
         env["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {forced}".strip()
-    session.run("pytest", *session.posargs, env=env)
+    # pytest-xdist: a worker per core (2 on the CI machine), whole files per worker so that
+    # each JAX process compiles a file's shapes once; the JAX session takes 8 minutes on 2
+    # cores this way instead of 9 to 10 in one process
+    session.run("pytest", "-n", "auto", "--dist", "loadfile", *session.posargs, env=env)
 
 
 def _define_test_session(backend: str) -> None:

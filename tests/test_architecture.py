@@ -1,7 +1,7 @@
 """The import graph of ``src/xpnn``: no cycle, and imports flow one way.
 
 backend (``_config``, ``_install``, ``_io``, ``_params``, ``_download`` -> ``_backend`` ->
-``random``, ``data``) -> numerics (``gradient_check``) -> ``layers`` and ``optim`` ->
+``random``, ``data``) -> numerics (``gradient_check``) and ``coco`` -> ``layers`` and ``optim`` ->
 ``layer_utils`` -> ``classifiers``, ``solver`` and the layer declarations (``registry``) ->
 ``layer_checks`` and the ``jax`` and ``torch`` bridges -> ``cs231n`` (re-exports) -> the
 package API (``xpnn/__init__``) -> ``cli``. Imports inside functions count too: a cycle
@@ -34,6 +34,7 @@ RANKS = [
     ("xpnn.data", 2),
     ("xpnn.vis", 2),  # image grids (the assignment's vis_utils): display code over NumPy
     ("xpnn.gradient_check", 3),
+    ("xpnn.coco", 3),  # the COCO captioning files (data's directory, _download)
     ("xpnn.layers", 4),
     ("xpnn.optim", 5),
     ("xpnn.layer_utils", 5),

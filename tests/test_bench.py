@@ -202,3 +202,63 @@ def test_no_backward_is_derived_where_the_forward_is_not_part_of_the_whole_case(
     text = "\n".join(bench.report(results))
     assert "the rest: backward" not in text
     assert "On xpnn's side the forward alone measured no faster than the whole case" in text
+
+
+# --------------------------------------------------------------------------- sequence rows
+
+
+def test_both_sides_of_the_lstm_case_compute_the_same_gradients(monkeypatch):
+    """xpnn's LSTM and torch.nn.LSTM loaded with its weights (gates reordered) give the
+    same dx from the same dh, at small shapes."""
+    pytest.importorskip("torch")
+    from xpnn.bench import sequence
+
+    monkeypatch.setattr(sequence, "LSTM_SHAPE", {"n": 3, "steps": 4, "dim": 5, "hidden": 6})
+    host = sequence._lstm_arrays(np.random.default_rng(0), "float64", 4)
+    dx = sequence.xpnn_lstm(*host.values())()[0]
+    theirs = sequence._torch_lstm(host, "cpu")()
+    np.testing.assert_allclose(dx, theirs.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_the_torch_captioner_computes_the_captioning_rnn_s_loss(monkeypatch):
+    """The reference of the captioning step, with the xpnn model's weights, has its loss."""
+    torch = pytest.importorskip("torch")
+    from xpnn.bench import sequence
+    from xpnn.classifiers import CaptioningRNN
+
+    small = {"n": 4, "steps": 5, "input_dim": 6, "wordvec": 3, "hidden": 4, "vocabulary": 9}
+    monkeypatch.setattr(sequence, "CAPTIONING", small)
+    rng = np.random.default_rng(1)
+    captions = sequence._captions(rng)
+    assert (captions[:, 0] == 1).all() and (captions == 0).any() and (captions == 2).any()
+    features = rng.standard_normal((4, 6))
+    model = CaptioningRNN(sequence._vocabulary(), 6, 3, 4, cell_type="lstm", dtype="float64",
+                          seed=0, backend="numpy")  # fmt: skip
+    net = sequence.torch_captioner(torch.float64, "cpu")
+    p = {k: torch.from_numpy(v) for k, v in model.params.items()}
+    with torch.no_grad():
+        net.proj.weight.copy_(p["W_proj"].T)
+        net.proj.bias.copy_(p["b_proj"])
+        net.embed.weight.copy_(p["W_embed"])
+        net.lstm.weight_ih_l0.copy_(sequence._torch_gate_order(p["Wx"], 4).T)
+        net.lstm.weight_hh_l0.copy_(sequence._torch_gate_order(p["Wh"], 4).T)
+        net.lstm.bias_ih_l0.copy_(sequence._torch_gate_order(p["b"], 4))
+        net.lstm.bias_hh_l0.zero_()
+        net.vocab.weight.copy_(p["W_vocab"].T)
+        net.vocab.bias.copy_(p["b_vocab"])
+    theirs = sequence.torch_captioning_loss(net, torch.from_numpy(features),
+                                            torch.from_numpy(captions))  # fmt: skip
+    assert float(theirs.detach()) == pytest.approx(
+        float(model.loss(features, captions)[0]), rel=1e-12
+    )
+
+
+def test_the_jax_compile_case_compiles_a_new_function_each_call(monkeypatch):
+    jax = pytest.importorskip("jax")
+    from xpnn.bench import sequence
+
+    monkeypatch.setattr(sequence, "LSTM_SHAPE", {"n": 2, "steps": 3, "dim": 3, "hidden": 2})
+    (case,) = sequence.jax_cases("float32")
+    assert case.target == 1.5 and "T=128" in case.shape
+    first, second = case.ours(), case.ours()
+    assert isinstance(first, jax.stages.Compiled) and first is not second

@@ -9,13 +9,15 @@ result. References:
   ``torch.optim.SGD`` for the training steps;
 * JAX: ``jax.lax.conv_general_dilated``, ``jax.lax.reduce_window`` and ``jax.numpy``
   batch norm, differentiated by ``jax.vjp``, both sides under ``jax.jit``.
+
+The sequence rows (the LSTM, a captioning training step, JAX's compile time against the
+sequence length) are in :mod:`xpnn.bench.sequence`.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -38,6 +40,8 @@ from ..layers import (
     spatial_batchnorm_backward,
     spatial_batchnorm_forward,
 )
+from . import sequence
+from ._case import Case, Stage
 
 __all__ = ["CONV_SHAPES", "Case", "Stage", "cases"]
 
@@ -50,68 +54,6 @@ CONV_SHAPES = [
 POOL_SHAPE = (50, 32, 32, 32)
 BATCHNORM_SHAPE = (4096, 1024)
 SPATIAL_BATCHNORM_SHAPE = (64, 64, 32, 32)
-
-
-@dataclass
-class Stage:
-    """A part of a case, or a yardstick, timed on its own to show where the time goes.
-
-    Attributes
-    ----------
-    name : str
-    ours : callable
-        xpnn's side (zero arguments), synchronised like the case's ``ours``.
-    reference : callable or None
-        The reference's side of the same part, when there is one.
-    yardstick : bool
-        A unit of work rather than a part (one elementwise pass over the input): the
-        report expresses each side's whole time in it.
-    """
-
-    name: str
-    ours: Callable[[], Any]
-    reference: Callable[[], Any] | None = None
-    yardstick: bool = False
-
-
-@dataclass
-class Case:
-    """One benchmarked operation.
-
-    Attributes
-    ----------
-    op, shape, dtype : str
-        What is timed, on which shapes, in which dtype.
-    reference : str
-        What ``reference`` is.
-    ours, reference_fn : callable
-        Zero-argument callables doing the same work.
-    sync, reference_sync : callable
-        Wait for a result of ``ours`` / ``reference_fn``.
-    target : float or None
-        The issue's bound on ``time(ours) / time(reference)``.
-    stages : tuple of Stage
-        Timed on their own when the target is missed (the first is the forward pass).
-    limit : str
-        What bounds xpnn's side, in a sentence, printed with the stages.
-    forward_in_whole : bool
-        Whether the whole case runs the forward pass. Not under ``jax.jit``: the case
-        returns only gradients, which a convolution's need no forward output for, so XLA
-        drops it; the backward is then not "the whole case minus the forward".
-    """
-
-    op: str
-    shape: str
-    dtype: str
-    reference: str
-    ours: Callable[[], Any]
-    reference_fn: Callable[[], Any]
-    sync: Callable[[Any], Any]
-    reference_sync: Callable[[Any], Any]
-    target: float | None = None
-    stages: tuple[Stage, ...] = ()
-    limit: str = ""
-    forward_in_whole: bool = True
 
 
 def _no_sync(result: Any) -> Any:
@@ -433,6 +375,7 @@ def _torch_cases(arrays: Callable, dtype: str, device: Any, ours: Callable) -> I
         sync_ours,
         sync_torch,
     )
+    yield from sequence.torch_cases(arrays, dtype, device, ours, reference, sync_torch)
 
 
 def _step_layer_stages(net, arrays, tensor, randn) -> Iterator[Stage]:
@@ -600,6 +543,7 @@ def _jax_cases(dtype: str) -> Iterator[Case]:
             sync,
             2.0,
         )
+    yield from sequence.jax_cases(dtype)
 
 
 # --------------------------------------------------------------------------- entry

@@ -1,0 +1,331 @@
+"""The assignment's COCO captioning data: its files, their download, and its helpers.
+
+* :func:`load_coco_data`, :func:`decode_captions` and :func:`sample_coco_minibatch` behave
+  as the CS231n assignment's ``coco_utils`` functions of the same names, over its
+  ``coco_captioning`` folder: the captions in HDF5 (``coco2014_captions.h5``), the images'
+  VGG-16 fc7 features in HDF5 (4096-d, and 512-d after PCA), the vocabulary in JSON and the
+  images' URLs as text.
+* :func:`download_coco` fetches the course's ``coco_captioning.zip`` and unpacks it safely
+  (also ``xpnn download coco``).
+
+Reading HDF5 needs h5py: ``pip install 'xpnn[coco]'``.
+
+Where the folder is, when no ``base_dir`` is given: the first complete
+``coco_captioning`` of ``$XPNN_DATA_DIR`` (if set), the assignment's
+``cs231n/datasets`` under the current directory (where its ``get_coco_dataset.sh`` puts
+it), then ``~/.cache/xpnn`` (if ``$XPNN_DATA_DIR`` is not set): the order of CIFAR-10's
+search (:func:`xpnn.data.cifar10_search_path`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import _download
+from ._backend import to_numpy
+from ._params import count
+from .data import DATA_DIR_ENV, default_data_dir
+
+__all__ = [
+    "COCO_URL",
+    "coco_search_path",
+    "decode_captions",
+    "download_coco",
+    "load_coco_data",
+    "sample_coco_minibatch",
+]
+
+#: The course's archive of the captioning data (about 1 GB): the assignment's
+#: ``get_coco_dataset.sh`` fetches it. The course publishes no checksum of it.
+COCO_URL = "http://cs231n.stanford.edu/coco_captioning.zip"
+
+_DIRNAME = "coco_captioning"
+_ASSIGNMENT = Path("cs231n", "datasets", _DIRNAME)
+_CAPTIONS = "coco2014_captions.h5"
+_VOCABULARY = "coco2014_vocab.json"
+_FEATURES = {
+    True: ("train2014_vgg16_fc7_pca.h5", "val2014_vgg16_fc7_pca.h5"),
+    False: ("train2014_vgg16_fc7.h5", "val2014_vgg16_fc7.h5"),
+}
+_URLS = ("train2014_urls.txt", "val2014_urls.txt")
+#: What load_coco_data reads, with either kind of features.
+_NEEDED = (_CAPTIONS, _VOCABULARY, *_URLS)
+_SPLITS = ("train", "val")
+
+
+# --------------------------------------------------------------------------- where it is
+
+
+def coco_search_path() -> list[Path]:
+    """Where :func:`load_coco_data` looks when it is given no ``base_dir``, in order.
+
+    Returns
+    -------
+    list of pathlib.Path
+        ``$XPNN_DATA_DIR/coco_captioning`` (when the variable is set), the assignment's
+        ``cs231n/datasets/coco_captioning`` under the current directory, and
+        ``~/.cache/xpnn/coco_captioning`` (when the variable is not set); absolute, without
+        duplicates.
+    """
+    assignment = Path(os.path.abspath(_ASSIGNMENT))
+    default = Path(os.path.abspath(default_data_dir() / _DIRNAME))
+    places = [default, assignment] if os.environ.get(DATA_DIR_ENV) else [assignment, default]
+    return list(dict.fromkeys(places))
+
+
+def _missing(base_dir: Path, pca_features: bool) -> list[str]:
+    return [n for n in (*_NEEDED, *_FEATURES[pca_features]) if not (base_dir / n).is_file()]
+
+
+def _download_command(directory: Path) -> str:
+    if directory == default_data_dir():
+        return "xpnn download coco"
+    return f"xpnn download coco --dir {shlex.quote(str(directory))}"
+
+
+def _find(base_dir: str | os.PathLike | None, pca_features: bool) -> Path:
+    """The folder to read, or a FileNotFoundError that names the missing files and
+    ``xpnn download coco``."""
+    if base_dir is not None:
+        path = Path(base_dir).expanduser()
+        missing = _missing(path, pca_features)
+        if not missing:
+            return path
+        directory = path.parent if path.name == _DIRNAME else path
+        raise FileNotFoundError(
+            f"COCO captioning data not found: {path} lacks {', '.join(missing)}. Get it with: "
+            f"{_download_command(directory)} (it unpacks into {directory / _DIRNAME}), or the "
+            "assignment's get_coco_dataset.sh"
+        )
+    looked = []
+    for path in coco_search_path():
+        missing = _missing(path, pca_features)
+        if not missing:
+            return path
+        what = "does not exist" if not path.exists() else f"lacks {', '.join(missing)}"
+        looked.append(f"{path} {what}")
+    raise FileNotFoundError(
+        f"COCO captioning data not found; looked in, in order: {'; '.join(looked)}. "
+        f"Download it with: xpnn download coco (into {default_data_dir() / _DIRNAME}; in "
+        "Python xpnn.coco.download_coco()), or run the assignment's get_coco_dataset.sh in "
+        "cs231n/datasets, or pass base_dir= the folder that holds the files."
+    )
+
+
+def _h5py() -> Any:
+    try:
+        import h5py
+    except ImportError as err:
+        raise ImportError(
+            "reading the COCO captioning files (HDF5) needs h5py: pip install 'xpnn[coco]' "
+            "(or pip install h5py)"
+        ) from err
+    return h5py
+
+
+# --------------------------------------------------------------------------- the assignment's
+
+
+def load_coco_data(
+    base_dir: str | os.PathLike | None = None,
+    max_train: int | None = None,
+    pca_features: bool = True,
+) -> dict[str, Any]:
+    """The assignment's COCO captioning data, as its ``coco_utils.load_coco_data`` reads it.
+
+    Parameters
+    ----------
+    base_dir : str or path, optional
+        The ``coco_captioning`` folder. ``None`` takes the first complete one of
+        :func:`coco_search_path`.
+    max_train : int, optional
+        Keep this many training captions, drawn with replacement from NumPy's global RNG
+        (``np.random.randint``, as the assignment draws them: a seeded notebook draws
+        the same ones).
+    pca_features : bool, default True
+        The 512-d PCA features (``*_vgg16_fc7_pca.h5``); False reads the 4096-d fc7 ones.
+
+    Returns
+    -------
+    dict
+        ``train_captions`` (N, 17) and ``val_captions`` int arrays of word indices,
+        ``train_image_idxs`` and ``val_image_idxs`` (N,) (the row of each caption's image
+        in the features), ``train_features`` and ``val_features`` (images, 512 or 4096)
+        float32, ``word_to_idx`` (dict), ``idx_to_word`` (list), ``train_urls`` and
+        ``val_urls`` (arrays of str): NumPy and Python objects, as the assignment's.
+
+    Raises
+    ------
+    FileNotFoundError
+        A file is missing; the message names them and the ``xpnn download coco`` command.
+    ImportError
+        h5py is not installed (``pip install 'xpnn[coco]'``).
+    ValueError
+        ``max_train`` is not a positive integer.
+    """
+    if max_train is not None:
+        max_train = count("max_train", max_train, minimum=1)
+    h5py = _h5py()
+    root = _find(base_dir, bool(pca_features))
+    data: dict[str, Any] = {}
+    with h5py.File(root / _CAPTIONS, "r") as f:
+        for key, value in f.items():
+            data[key] = np.asarray(value)
+    for split, name in zip(_SPLITS, _FEATURES[bool(pca_features)], strict=True):
+        with h5py.File(root / name, "r") as f:
+            data[f"{split}_features"] = np.asarray(f["features"])
+    with open(root / _VOCABULARY, encoding="utf-8") as f:
+        data.update(json.load(f))
+    for split, name in zip(_SPLITS, _URLS, strict=True):
+        with open(root / name, encoding="utf-8") as f:
+            data[f"{split}_urls"] = np.asarray([line.strip() for line in f])
+    if max_train is not None:
+        mask = np.random.randint(data["train_captions"].shape[0], size=max_train)  # noqa: NPY002
+        data["train_captions"] = data["train_captions"][mask]
+        data["train_image_idxs"] = data["train_image_idxs"][mask]
+    return data
+
+
+def decode_captions(captions: Any, idx_to_word: Any) -> str | list[str]:
+    """Word indices back to text, as the assignment's ``decode_captions``.
+
+    Parameters
+    ----------
+    captions : array of int, shape (N, T) or (T,)
+        On any backend (read to the host once).
+    idx_to_word : list or dict
+        Word of each index.
+
+    Returns
+    -------
+    list of str, or str for a 1-d ``captions``
+        Each caption's words joined by spaces, without ``<NULL>``, up to and including
+        the first ``<END>``.
+    """
+    captions = to_numpy(captions)
+    if captions.ndim not in (1, 2):
+        raise ValueError(f"captions must be (N, T) or (T,); got shape {captions.shape}")
+    single = captions.ndim == 1
+    decoded = []
+    for row in np.atleast_2d(captions):
+        words = []
+        for index in row:
+            word = idx_to_word[int(index)]
+            if word != "<NULL>":
+                words.append(word)
+            if word == "<END>":
+                break
+        decoded.append(" ".join(words))
+    return decoded[0] if single else decoded
+
+
+def sample_coco_minibatch(
+    data: dict[str, Any], batch_size: int = 100, split: str = "train"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``batch_size`` captions of ``split``, drawn with replacement from NumPy's global
+    RNG (as the assignment's), with their images' features and URLs.
+
+    Returns
+    -------
+    captions : (batch_size, T) int array
+    image_features : (batch_size, D) array
+    urls : (batch_size,) array of str
+    """
+    if split not in _SPLITS:
+        raise ValueError(f"split must be 'train' or 'val'; got {split!r}")
+    batch_size = count("batch_size", batch_size, minimum=1)
+    size = data[f"{split}_captions"].shape[0]
+    mask = np.random.choice(size, batch_size)  # noqa: NPY002
+    captions = data[f"{split}_captions"][mask]
+    image_idxs = data[f"{split}_image_idxs"][mask]
+    return captions, data[f"{split}_features"][image_idxs], data[f"{split}_urls"][image_idxs]
+
+
+# --------------------------------------------------------------------------- download
+
+
+def _complete(path: Path) -> bool:
+    return not _missing(path, True) and not _missing(path, False)
+
+
+def download_coco(
+    directory: str | os.PathLike | None = None,
+    *,
+    url: str = COCO_URL,
+    md5: str | None = None,
+    progress: bool = True,
+) -> Path:
+    """Download the course's ``coco_captioning.zip`` and unpack it, unless it is there.
+
+    Parameters
+    ----------
+    directory : str or path, optional
+        Where ``coco_captioning`` goes (created if needed); default
+        :func:`xpnn.data.default_data_dir`.
+    url : str, default :data:`COCO_URL`
+        Where to get the archive: a mirror, a ``file://`` URL or a local path.
+    md5 : str, optional
+        The archive's MD5 (32 hexadecimal digits) to check it against. The course
+        publishes none, so by default the archive is checked by the CRC-32 that the zip
+        format keeps for each file, and by the files it must hold.
+    progress : bool, default True
+        Show a progress bar (tqdm, on stderr) while downloading.
+
+    Returns
+    -------
+    pathlib.Path
+        ``directory / 'coco_captioning'``, ready for :func:`load_coco_data`.
+
+    Raises
+    ------
+    ConnectionError
+        The archive could not be fetched.
+    ValueError
+        ``md5`` is malformed or differs; the archive is not a zip, a member is unsafe or
+        corrupt, or a file of the data is missing from it. Nothing is installed then.
+    FileExistsError
+        ``coco_captioning`` exists but lacks files; it is left alone.
+    """
+    expected = None if md5 is None else _download.as_md5(md5)
+    directory = default_data_dir() if directory is None else Path(directory).expanduser()
+    target = directory / _DIRNAME
+    if _complete(target):
+        return target
+    if target.exists():
+        missing = sorted(set(_missing(target, True)) | set(_missing(target, False)))
+        raise FileExistsError(
+            f"{target} exists but lacks {', '.join(missing)}; it was left as it is: remove it "
+            "and run again to download the COCO captioning data"
+        )
+    directory.mkdir(parents=True, exist_ok=True)
+    help_text = (
+        "Check the connection, give another address (download_coco(url=...), or xpnn "
+        f"download coco --url URL), or download {COCO_URL} by hand and pass its path as url."
+    )
+    archive = _download.download(
+        url, directory, md5=expected, progress=progress, help_text=help_text
+    )
+    try:
+        with _download.temporary_directory(directory, ".xpnn-extract-") as staging:
+            _download.safe_extract(archive, staging)
+            unpacked = staging / _DIRNAME
+            if not _complete(unpacked):
+                missing = sorted(set(_missing(unpacked, True)) | set(_missing(unpacked, False)))
+                raise ValueError(
+                    f"the archive does not hold the COCO captioning data: {_DIRNAME}/ lacks "
+                    f"{', '.join(missing)}; nothing was installed"
+                )
+            try:
+                unpacked.rename(target)
+            except OSError:
+                if not _complete(target):  # not a concurrent run that finished first
+                    raise
+    finally:
+        archive.unlink(missing_ok=True)
+    return target
