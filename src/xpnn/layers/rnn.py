@@ -58,9 +58,11 @@ def _check(x: Any, h: Any, Wx: Any, Wh: Any, b: Any, gates: int, *, sequence: bo
 
 
 def _sigmoid(xp: Any, z: Any) -> Any:
-    """``1 / (1 + exp(-z))`` without overflow: ``exp`` only ever sees ``-|z|``."""
-    e = xp.exp(-xp.abs(z))
-    return xp.where(z >= 0, 1 / (1 + e), e / (1 + e))
+    """``1 / (1 + exp(-z))`` without overflow, as ``exp(min(z, 0)) / (1 + exp(-|z|))``:
+    ``exp`` only ever sees numbers <= 0, and both tails keep their relative precision.
+    (The same as ``where(z >= 0, 1 / (1 + e), e / (1 + e))`` with ``e = exp(-|z|)``, but
+    NumPy's ``where`` over a mixed-sign mask took 6x the time of the rest of it.)"""
+    return xp.exp(xp.minimum(z, 0)) / (1 + xp.exp(-xp.abs(z)))
 
 
 def _time_major(xp: Any, a: Any) -> Any:
@@ -77,13 +79,28 @@ def _previous(xp: Any, h0: Any, hs: Any) -> Any:
     return xp.concat([h0[None, ...], hs[:-1, ...]], axis=0)
 
 
-def _weight_grads(xp: Any, x: Any, h_prev: Any, da: Any) -> tuple[Any, Any, Any]:
-    """``dWx, dWh, db`` summed over every step at once: x ``(N, T, D)``, h_prev and da
-    time-major ``(T, N, K)``."""
-    da_rows = _rows(xp, _time_major(xp, da))  # (N*T, K), rows in the order of x's
-    dWx = xp.matrix_transpose(_rows(xp, x)) @ da_rows
-    dWh = xp.matrix_transpose(_rows(xp, h_prev)) @ _rows(xp, da)
-    return dWx, dWh, xp.sum(da_rows, axis=0)
+def _time_major_rows(xp: Any, a: Any) -> Any:
+    """``(N, T, K)`` as ``(T*N, K)``, the rows of step 0 first (one copy)."""
+    return _rows(xp, _time_major(xp, a))
+
+
+def _sequence_grads(xp: Any, x: Any, h_prev: Any, das: Any, Wx: Any) -> tuple[Any, Any, Any, Any]:
+    """``dx, dWx, dWh, db`` of every step at once, from the pre-activation gradients:
+    x ``(N, T, D)``; h_prev and das time-major ``(T, N, K)``. The products run on
+    time-major rows, so that only x is reordered (the narrower of x and das)."""
+    das_rows = _rows(xp, das)
+    x_rows = _time_major_rows(xp, x)
+    dx = _time_major(xp, xp.reshape(das_rows @ xp.matrix_transpose(Wx),
+                                    (x.shape[1], x.shape[0], x.shape[2])))  # fmt: skip
+    dWx = xp.matrix_transpose(x_rows) @ das_rows
+    dWh = xp.matrix_transpose(_rows(xp, h_prev)) @ das_rows
+    return dx, dWx, dWh, xp.sum(das_rows, axis=0)
+
+
+def _projected(xp: Any, x: Any, Wx: Any, b: Any) -> Any:
+    """``x_t @ Wx + b`` of every step in one product, time-major ``(T, N, K)``."""
+    rows = _time_major_rows(xp, x) @ Wx + b
+    return xp.reshape(rows, (x.shape[1], x.shape[0], Wx.shape[1]))
 
 
 def _step_grads(xp: Any, da: Any, x: Any, prev_h: Any, Wx: Any, Wh: Any) -> tuple[Any, ...]:
@@ -191,14 +208,13 @@ def rnn_forward(x: Any, h0: Any, Wx: Any, Wh: Any, b: Any) -> tuple[Any, RnnCach
         For :func:`rnn_backward`.
     """
     xp, (x, h0, Wx, Wh, b), dtypes = floating_inputs(x=x, h0=h0, Wx=Wx, Wh=Wh, b=b)
-    n, _, hidden = _check(x, h0, Wx, Wh, b, 1, sequence=True, h_name="h0")
-    projected = _time_major(xp, xp.reshape(_rows(xp, x) @ Wx + b, (n, x.shape[1], hidden)))
+    _check(x, h0, Wx, Wh, b, 1, sequence=True, h_name="h0")
 
     def step(h: Any, a_x: Any) -> tuple[Any, Any]:
         h = xp.tanh(a_x + h @ Wh)
         return h, h
 
-    _, hs = _native.scan(step, h0, (projected,))
+    _, hs = _native.scan(step, h0, (_projected(xp, x, Wx, b),))
     return _time_major(xp, hs), RnnCache(x, h0, Wx, Wh, hs, dtypes)
 
 
@@ -234,8 +250,7 @@ def rnn_backward(dh: Any, cache: RnnCache) -> tuple[Any, Any, Any, Any, Any]:
 
     dh0, das = _native.scan(step, xp.zeros_like(h0), (_time_major(xp, dh), hs),
                             reverse=True)  # fmt: skip
-    dx = xp.reshape(_rows(xp, _time_major(xp, das)) @ xp.matrix_transpose(Wx), x.shape)
-    dWx, dWh, db = _weight_grads(xp, x, _previous(xp, h0, hs), das)
+    dx, dWx, dWh, db = _sequence_grads(xp, x, _previous(xp, h0, hs), das, Wx)
     return in_argument_dtypes(xp, (dx, dh0, dWx, dWh, db), dtypes)
 
 
@@ -244,9 +259,8 @@ def rnn_backward(dh: Any, cache: RnnCache) -> tuple[Any, Any, Any, Any, Any]:
 
 def _lstm_cell(xp: Any, a: Any, prev_c: Any, hidden: int) -> tuple[Any, ...]:
     """Gates (i, f, o, g) of the pre-activations ``a`` ``(N, 4H)``, then ``next_h, next_c``."""
-    i = _sigmoid(xp, a[:, :hidden])
-    f = _sigmoid(xp, a[:, hidden : 2 * hidden])
-    o = _sigmoid(xp, a[:, 2 * hidden : 3 * hidden])
+    ifo = _sigmoid(xp, a[:, : 3 * hidden])  # the three sigmoid gates are adjacent columns
+    i, f, o = ifo[:, :hidden], ifo[:, hidden : 2 * hidden], ifo[:, 2 * hidden :]
     g = xp.tanh(a[:, 3 * hidden :])
     next_c = f * prev_c + i * g
     return o * xp.tanh(next_c), next_c, i, f, o, g
@@ -384,8 +398,7 @@ def lstm_forward(x: Any, h0: Any, Wx: Any, Wh: Any, b: Any) -> tuple[Any, LstmCa
         For :func:`lstm_backward`.
     """
     xp, (x, h0, Wx, Wh, b), dtypes = floating_inputs(x=x, h0=h0, Wx=Wx, Wh=Wh, b=b)
-    n, _, hidden = _check(x, h0, Wx, Wh, b, 4, sequence=True, h_name="h0")
-    projected = xp.reshape(_rows(xp, x) @ Wx + b, (n, x.shape[1], 4 * hidden))
+    _, _, hidden = _check(x, h0, Wx, Wh, b, 4, sequence=True, h_name="h0")
 
     def step(carry: tuple[Any, Any], a_x: Any) -> tuple[tuple[Any, Any], tuple[Any, ...]]:
         h, c = carry
@@ -393,7 +406,7 @@ def lstm_forward(x: Any, h0: Any, Wx: Any, Wh: Any, b: Any) -> tuple[Any, LstmCa
         return (h, c), (h, c, xp.concat([i, f, o, g], axis=1))
 
     c0 = xp.zeros_like(h0)
-    _, (hs, cs, gates) = _native.scan(step, (h0, c0), (_time_major(xp, projected),))
+    _, (hs, cs, gates) = _native.scan(step, (h0, c0), (_projected(xp, x, Wx, b),))
     return _time_major(xp, hs), LstmCache(x, h0, Wx, Wh, hs, cs, gates, dtypes)
 
 
@@ -434,6 +447,5 @@ def lstm_backward(dh: Any, cache: LstmCache) -> tuple[Any, Any, Any, Any, Any]:
     (dh0, _), das = _native.scan(
         step, (zeros, zeros), (_time_major(xp, dh), cs, c_prev, gates), reverse=True
     )
-    dx = xp.reshape(_rows(xp, _time_major(xp, das)) @ xp.matrix_transpose(Wx), x.shape)
-    dWx, dWh, db = _weight_grads(xp, x, _previous(xp, h0, hs), das)
+    dx, dWx, dWh, db = _sequence_grads(xp, x, _previous(xp, h0, hs), das, Wx)
     return in_argument_dtypes(xp, (dx, dh0, dWx, dWh, db), dtypes)
