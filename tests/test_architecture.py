@@ -40,6 +40,7 @@ RANKS = [
     ("xpnn.layer_utils", 5),
     ("xpnn.classifiers", 6),
     ("xpnn.solver", 6),
+    ("xpnn.captioning_solver", 7),  # the Solver's loop for captions
     ("xpnn._compiled_step", 5),  # the Solver's jax.jit step (imports only jax)
     ("xpnn._data_parallel", 5),  # the Solver's device mesh and shardings (jax, _params)
     ("xpnn.registry", 6),  # the declarations of the layers (imports layers, layer_utils)

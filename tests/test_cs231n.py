@@ -57,6 +57,8 @@ RNN_LAYERS = {
 ASSIGNMENT["rnn_layers"] = RNN_LAYERS
 ASSIGNMENT["classifiers.rnn"] = {"CaptioningRNN"} | RNN_LAYERS
 ASSIGNMENT["coco_utils"] = {"load_coco_data", "decode_captions", "sample_coco_minibatch", "np"}
+ASSIGNMENT["captioning_solver"] = {"CaptioningSolver", "optim", "np", "sample_coco_minibatch",
+                                   "decode_captions"}  # fmt: skip
 # The 2025/2026 PyTorch edition's sequence modules (they need torch).
 PYTORCH_LAYERS = {
     "affine_forward", "rnn_step_forward", "rnn_forward", "word_embedding_forward",

@@ -11,6 +11,7 @@ __version__ = "0.2.0"
 
 from ._backend import BACKENDS, get_backend, get_namespace, to_backend, to_numpy, use_backend
 from ._config import label_range_check
+from .captioning_solver import CaptioningSolver
 from .classifiers import CaptioningRNN, FullyConnectedNet, ThreeLayerConvNet, TwoLayerNet
 from .data import get_CIFAR10_data, load_CIFAR10, load_digits
 from .gradient_check import (
@@ -28,6 +29,7 @@ from .solver import Solver, TrainingDiverged
 __all__ = [
     "BACKENDS",
     "CaptioningRNN",
+    "CaptioningSolver",
     "FullyConnectedNet",
     "Solver",
     "ThreeLayerConvNet",

@@ -252,14 +252,26 @@ class Solver(TrainingLoop):
         X, y = self._to_model(_take(self.X_train, batch), _take(self.y_train, batch))
         if self.jit:
             return self._compiled_step(X, y, t, total)
+        unchecked = label_range_check(False) if checked else contextlib.nullcontext()
+        return self._eager_step(lambda: self.model.loss(X, y), t, total, unchecked)
+
+    def _eager_step(
+        self,
+        loss_and_grads: Any,
+        t: int,
+        total: int,
+        context: contextlib.AbstractContextManager | None = None,
+    ) -> float:
+        """Run ``loss_and_grads()`` (the model's ``(loss, grads)``) and the update rule,
+        and commit the new parameters only if the loss and all of them are finite."""
         # The forward pass writes new batch-norm running averages into the model's dicts:
         # keep the old ones (the layers never modify them in place) to put back on failure.
         bn_params = getattr(self.model, "bn_params", None) or []
         running = [dict(bn_param) for bn_param in bn_params]
-        unchecked = label_range_check(False) if checked else contextlib.nullcontext()
         try:
-            with np.errstate(all="ignore"), unchecked:  # a non-finite value is reported below
-                loss, grads = self.model.loss(X, y)
+            # a non-finite value is reported below
+            with np.errstate(all="ignore"), context or contextlib.nullcontext():
+                loss, grads = loss_and_grads()
                 updates = {
                     name: self.update(w, grads[name], dict(self.optim_configs[name]))
                     for name, w in self.model.params.items()

@@ -1,0 +1,139 @@
+"""The CS231n ``CaptioningSolver`` on the Solver's training loop.
+
+The assignment's captioning solver (the NumPy edition's ``captioning_solver.py``): its
+keyword arguments, minibatches of captions drawn with replacement with their images'
+features (as :func:`xpnn.coco.sample_coco_minibatch` draws them), an update rule of
+:mod:`xpnn.optim` per parameter, and the learning rate decayed after each epoch. It has no
+accuracy to check, so it keeps no best parameters. It runs on the loop of
+:class:`xpnn.solver.Solver` and has what that loop gives:
+
+* a progress bar when ``verbose`` and standard error is a terminal, the assignment's
+  ``(Iteration t / T) loss: ...`` lines otherwise;
+* checkpoints (``checkpoint_name``) at the first and last iteration and at each epoch's
+  end, written atomically, and :meth:`~xpnn.solver.Solver.load_checkpoint`, after which
+  :meth:`train` continues exactly where the run stopped;
+* a NaN or infinite loss, or an update that makes a parameter non-finite, stops training
+  with :class:`~xpnn.solver.TrainingDiverged` before the update.
+
+Captions and features may live on another backend than the model: each minibatch is moved
+to the model's backend and device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from . import optim
+from ._backend import to_numpy
+from ._params import count
+from .solver import UPDATE_RULES, Solver, _take
+
+__all__ = ["CaptioningSolver"]
+
+_SPLIT_KEYS = ("train_captions", "train_image_idxs", "train_features")
+
+
+class CaptioningSolver(Solver):
+    """Train an image-captioning model with minibatch gradient descent.
+
+    Parameters
+    ----------
+    model : object
+        Has ``params`` (a dict of arrays) and ``loss(features, captions)``, which returns
+        ``(loss, grads)`` with ``grads`` keyed like ``params``
+        (:class:`xpnn.classifiers.CaptioningRNN`).
+    data : dict
+        From :func:`xpnn.coco.load_coco_data`: ``train_captions`` (N, T) word indices,
+        ``train_image_idxs`` (N,) and ``train_features`` (images, D).
+    update_rule : {'sgd', 'sgd_momentum', 'rmsprop', 'adam'}
+    optim_config : dict
+        Hyperparameters of the update rule; each parameter gets its own copy.
+    lr_decay : float
+        ``learning_rate`` is multiplied by it after each epoch.
+    batch_size : int
+    num_epochs : int
+        Total epochs (``N // batch_size`` iterations each, at least one); a resumed run
+        continues up to it.
+    checkpoint_name : str or None
+        Path prefix of the checkpoints, ``{checkpoint_name}_epoch_{epoch:03d}.npz``.
+    print_every : int
+    verbose : bool
+    seed : int, optional
+        Seed of the solver's own NumPy generator for the minibatches; None (the
+        assignment's behaviour) draws from NumPy's global random state.
+    progress : bool, optional
+        Show a progress bar; default: when ``verbose`` and standard error is a terminal.
+
+    Attributes
+    ----------
+    loss_history : list of float
+    epoch, iteration : int
+    """
+
+    def __init__(self, model: Any, data: Mapping[str, Any], **kwargs: Any):
+        self.model = model
+        missing = [k for k in _SPLIT_KEYS if k not in data]
+        if missing:
+            raise ValueError(
+                f"data must hold {', '.join(_SPLIT_KEYS)} (xpnn.coco.load_coco_data gives "
+                f"them); missing {missing}"
+            )
+        self.data = data
+        self.update_rule = kwargs.pop("update_rule", "sgd")
+        self.optim_config = dict(kwargs.pop("optim_config", {}))
+        self.lr_decay = kwargs.pop("lr_decay", 1.0)
+        self.batch_size = kwargs.pop("batch_size", 100)
+        self.num_epochs = kwargs.pop("num_epochs", 10)
+        self.checkpoint_name = kwargs.pop("checkpoint_name", None)
+        self.print_every = kwargs.pop("print_every", 10)
+        self.verbose = kwargs.pop("verbose", True)
+        seed = kwargs.pop("seed", None)
+        self.progress = kwargs.pop("progress", None)
+        self.run_info = dict(kwargs.pop("run_info", {}))
+        if kwargs:
+            raise ValueError(f"Unrecognized arguments {', '.join(sorted(kwargs))}")
+        if self.update_rule not in UPDATE_RULES:
+            raise ValueError(
+                f'Invalid update_rule "{self.update_rule}"; expected one of {UPDATE_RULES}'
+            )
+        self.update = getattr(optim, self.update_rule)
+        for name in ("batch_size", "num_epochs", "print_every"):
+            setattr(self, name, count(name, getattr(self, name), minimum=1))
+        self.seed = seed
+        self.rng = np.random if seed is None else np.random.RandomState(seed)
+        self.jit, self.parallel, self._compiled = False, None, None
+        self.num_train_samples = self.num_val_samples = None
+        self.X_train = self.data["train_captions"]  # what the loop counts an epoch in
+        self._reset()
+
+    @property
+    def iterations_per_epoch(self) -> int:
+        return max(int(self.data["train_captions"].shape[0]) // self.batch_size, 1)
+
+    def _step(self, t: int, total: int) -> float:
+        """One minibatch of captions (drawn as ``sample_coco_minibatch`` draws them, from
+        this solver's generator), and the update, committed only if everything is finite."""
+        rows = self.rng.choice(int(self.data["train_captions"].shape[0]), self.batch_size)
+        captions = _take(self.data["train_captions"], rows)
+        images = to_numpy(_take(self.data["train_image_idxs"], rows))  # an index, on the host
+        features = _take(self.data["train_features"], images)
+        features, captions = self._to_model(features, captions)
+        return self._eager_step(lambda: self.model.loss(features, captions), t, total)
+
+    def _check_and_keep_best(self, bar: Any) -> None:
+        # No accuracy for captions (the assignment's solver has none): only the checkpoint.
+        self._save_checkpoint()
+
+    def _has_best(self) -> bool:
+        return False
+
+    def check_accuracy(self, *args: Any, **kwargs: Any) -> float:
+        """Not defined for captions (the assignment's ``check_accuracy`` computes nothing
+        meaningful either): use the loss, or compare sampled captions."""
+        raise NotImplementedError(
+            "CaptioningSolver has no accuracy: watch loss_history, or compare "
+            "model.sample(features) with the true captions (xpnn.coco.decode_captions)"
+        )
