@@ -542,3 +542,78 @@ def test_threads_limit_the_blas_during_training_only(tmp_path, monkeypatch):
     assert seen[0] == 1 and _metrics(out)["threads"] is None
     assert seen[1] == max(p["num_threads"] for p in before)
     assert threadpoolctl.threadpool_info() == before
+
+
+# --------------------------------------------------------------------------- captioning
+
+
+@pytest.mark.parametrize("model", ["rnn", "lstm"])
+def test_train_captions_the_digits(model, bk, tmp_path, capsys):
+    """The offline captioning task: the digits captioned in words, learned in seconds; the
+    run prints sampled captions next to the true ones."""
+    out = tmp_path / "m.json"
+    status = main(["train", "--model", model, "--backend", bk.name, "--epochs", "4",
+                   "--metrics-out", str(out)])  # fmt: skip
+    printed = capsys.readouterr()
+    assert status == 0, printed.err
+    metrics = _metrics(out)
+    assert metrics["model"] == f"CaptioningRNN ({model})" and metrics["epochs"] == 4
+    assert metrics["loss_history"][-1] < 0.1 * metrics["loss_history"][0]
+    assert metrics["val_captions_exact"] > 0.8
+    lines = printed.out.strip().splitlines()
+    assert lines[0].startswith("(Iteration 1 / 124) loss: ")
+    samples = [line for line in lines if line.startswith("val digits:")]
+    assert len(samples) == 5 and all("sampled '" in s and "; true '" in s for s in samples)
+    assert sum(s.split("sampled ")[1].split(";")[0] == s.split("true ")[1] for s in samples) >= 3
+    assert lines[-1].startswith(f"CaptioningRNN ({model}) on digits ({bk.name}): 4 epochs")
+
+
+def test_a_captioning_run_resumes_exactly(tmp_path):
+    common = ["train", "--model", "lstm", "--quiet", "--seed", "5"]
+    straight, resumed = tmp_path / "straight.json", tmp_path / "resumed.json"
+    assert main([*common, "--epochs", "2", "--metrics-out", str(straight)]) == 0
+    assert main([*common, "--epochs", "1", "--checkpoint-dir", str(tmp_path / "ck")]) == 0
+    checkpoint = tmp_path / "ck" / "lstm_digits_epoch_001.npz"
+    assert main([*common, "--epochs", "2", "--resume", str(checkpoint),
+                 "--metrics-out", str(resumed)]) == 0  # fmt: skip
+    a, b = _metrics(straight), _metrics(resumed)
+    assert a["loss_history"] == b["loss_history"] and b["first_epoch"] == 1
+    assert a["val_captions_exact"] == b["val_captions_exact"]
+
+
+def test_train_on_coco_files(tmp_path, capsys):
+    pytest.importorskip("h5py")
+    from test_coco import write_coco
+
+    write_coco(tmp_path / "coco_captioning")
+    status = main(["train", "--model", "rnn", "--dataset", "coco", "--data-dir",
+                   str(tmp_path / "coco_captioning"), "--batch-size", "4", "--quiet"])  # fmt: skip
+    printed = capsys.readouterr()
+    assert status == 0, printed.err
+    assert "CaptioningRNN (rnn) on coco (numpy): 1 epochs" in printed.out
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--model", "lstm", "--dataset", "cifar10"], "--dataset cifar10 is for --model cnn"),
+        (["--model", "cnn", "--dataset", "coco"], "--dataset coco is for --model rnn and lstm"),
+        (["--model", "rnn", "--framework", "torch"], "trains with xpnn's CaptioningSolver"),
+        (["--model", "rnn", "--plot", "x.png"], "--plot is for --model cnn and fcn"),
+        (["--model", "lstm", "--backend", "jax", "--devices", "2"], "--devices is for --model"),
+        (["--model", "rnn", "--num-train", "0"], "--num-train must be in 1 .. 1597"),
+    ],
+)
+def test_captioning_refuses_what_it_cannot_do(arguments, message, capsys):
+    assert main(["train", *arguments, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_missing_coco_names_the_download(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("h5py")
+    monkeypatch.setenv("XPNN_DATA_DIR", str(tmp_path / "empty"))
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--model", "lstm", "--dataset", "coco", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "xpnn download coco" in err and "--data-dir" in err and "Traceback" not in err

@@ -1,4 +1,5 @@
-"""The assignment's COCO captioning data: its files, their download, and its helpers.
+"""The captioning data: the assignment's COCO files, their download, its helpers, and an
+offline stand-in.
 
 * :func:`load_coco_data`, :func:`decode_captions` and :func:`sample_coco_minibatch` behave
   as the CS231n assignment's ``coco_utils`` functions of the same names, over its
@@ -7,6 +8,10 @@
   images' URLs as text.
 * :func:`download_coco` fetches the course's ``coco_captioning.zip`` and unpacks it safely
   (also ``xpnn download coco``).
+
+* :func:`load_digit_captions` is a captioning task that needs no download: scikit-learn's
+  8x8 digits as the images' features, each captioned in words (``seven is odd and prime``),
+  in the format of :func:`load_coco_data`.
 
 Reading HDF5 needs h5py: ``pip install 'xpnn[coco]'``.
 
@@ -30,7 +35,7 @@ import numpy as np
 from . import _download
 from ._backend import to_numpy
 from ._params import count
-from .data import DATA_DIR_ENV, default_data_dir
+from .data import DATA_DIR_ENV, default_data_dir, load_digits
 
 __all__ = [
     "COCO_URL",
@@ -38,6 +43,7 @@ __all__ = [
     "decode_captions",
     "download_coco",
     "load_coco_data",
+    "load_digit_captions",
     "sample_coco_minibatch",
 ]
 
@@ -329,3 +335,63 @@ def download_coco(
     finally:
         archive.unlink(missing_ok=True)
     return target
+
+
+# --------------------------------------------------------------------------- offline
+
+
+_DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+_SPECIAL = ("<NULL>", "<START>", "<END>")
+
+
+def digit_caption(digit: int) -> str:
+    """The words of a digit's caption: ``'seven is odd and prime'``, ``'four is even'``."""
+    words = [_DIGIT_NAMES[digit], "is", "odd" if digit % 2 else "even"]
+    if digit in (2, 3, 5, 7):
+        words += ["and", "prime"]
+    return " ".join(words)
+
+
+def load_digit_captions(num_validation: int = 200, *, seed: int = 0) -> dict[str, Any]:
+    """An offline captioning task in the format of :func:`load_coco_data`.
+
+    The images are scikit-learn's 8x8 digits (:func:`xpnn.data.load_digits`: shuffled with
+    ``seed``, pixels in [0, 1], the training mean subtracted); an image's features are its
+    64 pixels, and its caption describes the digit in words (:func:`digit_caption`), 5 or 7
+    tokens with ``<START>`` and ``<END>``, padded with ``<NULL>``. A model must read the
+    digit from the pixels to caption it, and can learn to in seconds.
+
+    Parameters
+    ----------
+    num_validation : int, default 200
+        Images (one caption each) in the validation split; the rest (1597) train.
+    seed : int, default 0
+
+    Returns
+    -------
+    dict
+        ``train_captions`` / ``val_captions`` int64 (N, 7), ``train_image_idxs`` /
+        ``val_image_idxs`` (N,), ``train_features`` / ``val_features`` float32 (N, 64),
+        ``word_to_idx``, ``idx_to_word`` (18 words), ``train_urls`` / ``val_urls``
+        (``digits:<label>``, where the COCO data has the image's URL), and
+        ``train_labels`` / ``val_labels`` (the digits).
+    """
+    digits = load_digits(num_validation, 0, seed=seed, backend="numpy")
+    vocabulary = sorted({w for d in range(10) for w in digit_caption(d).split()})
+    idx_to_word = [*_SPECIAL, *vocabulary]
+    word_to_idx = {w: i for i, w in enumerate(idx_to_word)}
+    longest = max(len(digit_caption(d).split()) for d in range(10)) + 2
+    data: dict[str, Any] = {"word_to_idx": word_to_idx, "idx_to_word": idx_to_word}
+    for split in ("train", "val"):
+        labels = digits[f"y_{split}"]
+        captions = np.zeros((labels.shape[0], longest), dtype=np.int64)  # <NULL> is 0
+        for row, label in zip(captions, labels, strict=True):
+            words = ["<START>", *digit_caption(int(label)).split(), "<END>"]
+            row[: len(words)] = [word_to_idx[w] for w in words]
+        images = digits[f"X_{split}"]
+        data[f"{split}_captions"] = captions
+        data[f"{split}_image_idxs"] = np.arange(labels.shape[0])
+        data[f"{split}_features"] = images.reshape(images.shape[0], -1).astype(np.float32)
+        data[f"{split}_urls"] = np.asarray([f"digits:{int(y)}" for y in labels])
+        data[f"{split}_labels"] = labels
+    return data

@@ -40,7 +40,13 @@ DEFAULTS = {
     ("fcn", "digits"): {"epochs": 15, "batch_size": 50, "lr": 5e-3},
     ("cnn", "cifar10"): {"epochs": 5, "batch_size": 50, "lr": 1e-3},
     ("fcn", "cifar10"): {"epochs": 10, "batch_size": 100, "lr": 1e-3},
+    ("rnn", "digits"): {"epochs": 10, "batch_size": 50, "lr": 1e-2},
+    ("lstm", "digits"): {"epochs": 10, "batch_size": 50, "lr": 1e-2},
+    ("rnn", "coco"): {"epochs": 1, "batch_size": 100, "lr": 5e-3},
+    ("lstm", "coco"): {"epochs": 1, "batch_size": 100, "lr": 5e-3},
 }
+#: The captioning models (xpnn.cli.train_captions), and the data they caption.
+CAPTIONING = ("rnn", "lstm")
 
 
 def _defaults_of(key: str) -> str:
@@ -64,16 +70,29 @@ def add_parser(commands: Any) -> None:
         description=(
             "Train ThreeLayerConvNet (cnn) or FullyConnectedNet with batch norm (fcn) on "
             "scikit-learn's 8x8 digits (offline, the default) or CIFAR-10 (xpnn download "
-            "cifar10 first), with xpnn's hand-derived layers on the chosen backend."
+            "cifar10 first); or the captioning model, CaptioningRNN with a vanilla RNN (rnn) "
+            "or an LSTM (lstm), on the digits captioned in words (offline) or the COCO "
+            "captioning data (xpnn download coco first). xpnn's hand-derived layers run on "
+            "the chosen backend."
         ),
     )
-    parser.add_argument("--model", choices=("cnn", "fcn"), help="default: cnn")
-    parser.add_argument("--dataset", choices=("digits", "cifar10"), help="default: digits")
+    parser.add_argument(
+        "--model",
+        choices=("cnn", "fcn", *CAPTIONING),
+        help="default: cnn (rnn and lstm: CaptioningRNN; 10 epochs on digits, 1 on coco, "
+        "learning rate 1e-2 on digits, 5e-3 on coco)",
+    )
+    parser.add_argument(
+        "--dataset",
+        choices=("digits", "cifar10", "coco"),
+        help="default: digits (cifar10 for cnn and fcn; coco for rnn and lstm)",
+    )
     parser.add_argument(
         "--data-dir",
         default=None,
-        help="directory holding cifar-10-batches-py (default: the first that holds it of "
-        "$XPNN_DATA_DIR, ./cs231n/datasets (the assignment's) and ~/.cache/xpnn)",
+        help="directory holding cifar-10-batches-py, or the coco_captioning folder (default: "
+        "the first that holds it of $XPNN_DATA_DIR, ./cs231n/datasets (the assignment's) "
+        "and ~/.cache/xpnn)",
     )
     parser.add_argument(
         "--framework",
@@ -215,6 +234,8 @@ def _train(args: argparse.Namespace) -> int:
             )
     if not settings["lr"] > 0:
         raise UsageError(f"--lr must be positive; got {settings['lr']}")
+    if settings["model"] in CAPTIONING:
+        return _train_captions(args, settings)
     torch_device = None
     if settings["framework"] == "torch":
         from . import train_torch
@@ -266,17 +287,7 @@ def _train(args: argparse.Namespace) -> int:
             where += f", {_count(devices, 'device')}" + (
                 f" in {processes} processes" if processes > 1 else ""
             )
-    first_epoch = 0
-    if args.resume is not None:
-        solver.load_checkpoint(args.resume)
-        first_epoch = solver.epoch
-        if first_epoch >= epochs:
-            raise UsageError(
-                f"the checkpoint is already at epoch {first_epoch}; --epochs is the total, "
-                f"so give more than {first_epoch} to continue"
-            )
-        if process == 0 and not args.quiet:
-            print(f"resuming from epoch {first_epoch} of {epochs} ({args.resume})", flush=True)
+    first_epoch = _resume(args, solver, epochs, quiet=process != 0 or args.quiet)
     _interrupt_hint[:] = [lambda: _where_to_resume(args, settings, solver)]
     start = time.perf_counter()
     with _thread_limit(settings["threads"], backend=args.backend, framework=settings["framework"]):
@@ -317,6 +328,47 @@ def _train(args: argparse.Namespace) -> int:
         write_atomically(args.metrics_out, lambda file: file.write(text), binary=False)
     if args.plot is not None:
         _plot(solver, args.plot)
+    return 0
+
+
+def _resume(args: argparse.Namespace, solver: Any, epochs: int, *, quiet: bool) -> int:
+    """``--resume``: load the checkpoint into ``solver``; returns the epoch it was at."""
+    if args.resume is None:
+        return 0
+    solver.load_checkpoint(args.resume)
+    first_epoch = solver.epoch
+    if first_epoch >= epochs:
+        raise UsageError(
+            f"the checkpoint is already at epoch {first_epoch}; --epochs is the total, "
+            f"so give more than {first_epoch} to continue"
+        )
+    if not quiet:
+        print(f"resuming from epoch {first_epoch} of {epochs} ({args.resume})", flush=True)
+    return first_epoch
+
+
+def _train_captions(args: argparse.Namespace, settings: dict[str, Any]) -> int:
+    """``--model rnn|lstm``: CaptioningRNN and the CaptioningSolver (train_captions)."""
+    from . import train_captions
+
+    train_captions.check_args(args, settings, UsageError)
+    _check_parallel_args(args, settings)
+    _check_outputs(args)
+    _require_backend(args.backend)
+    device = _device(args.backend, args.device)
+    data = train_captions.load(settings, args.data_dir, UsageError)
+    checkpoint_name = None
+    if args.checkpoint_dir is not None:
+        checkpoint_name = str(args.checkpoint_dir / f"{settings['model']}_{settings['dataset']}")
+    run_info = {k: settings[k] for k in _RUN_INFO_KEYS}
+    solver = train_captions.make_solver(args, settings, data, device, checkpoint_name, run_info)
+    first_epoch = _resume(args, solver, settings["epochs"], quiet=args.quiet)
+    with _thread_limit(settings["threads"], backend=args.backend, framework="xpnn"):
+        try:
+            seconds = train_captions.timed_train(solver)
+        except KeyboardInterrupt:
+            raise Interrupted(_where_to_resume(args, settings, solver)) from None
+        train_captions.finish(args, settings, solver, data, first_epoch, seconds)
     return 0
 
 
@@ -800,6 +852,13 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         given["num_train"] = args.num_train
     given["model"] = given["model"] or "cnn"
     given["dataset"] = given["dataset"] or "digits"
+    if (given["model"], given["dataset"]) not in DEFAULTS:
+        fits = "cnn and fcn" if given["dataset"] == "cifar10" else "rnn and lstm"
+        raise UsageError(
+            f"--dataset {given['dataset']} is for --model {fits}; --model "
+            f"{given['model']} trains on digits or "
+            f"{'coco' if given['model'] in CAPTIONING else 'cifar10'}"
+        )
     defaults = DEFAULTS[(given["model"], given["dataset"])]
     given["seed"] = 0 if given["seed"] is None else given["seed"]
     given["update_rule"] = given["update_rule"] or "adam"

@@ -1,0 +1,169 @@
+"""``xpnn train --model rnn|lstm``: the captioning model on the offline digit captions, or
+on the COCO captioning data (``--dataset coco``).
+
+:mod:`xpnn.cli.train` hands a run over here once its settings are known. The model is
+:class:`xpnn.classifiers.CaptioningRNN`, trained by :class:`xpnn.CaptioningSolver` with its
+progress, checkpoints and resume; the run ends by printing captions sampled for validation
+images next to the true ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any
+
+import numpy as np
+
+from .._io import write_atomically
+
+#: Sizes of the model per dataset: the digits' small task, the assignment's COCO model.
+SIZES = {"digits": {"wordvec_dim": 32, "hidden_dim": 64},
+         "coco": {"wordvec_dim": 256, "hidden_dim": 512}}  # fmt: skip
+#: Validation images whose captions the run prints.
+SHOWN = 5
+
+
+def check_args(args: argparse.Namespace, settings: dict[str, Any], error: type) -> None:
+    """Refuse, before anything is loaded, the options that a captioning run does not have."""
+    model = settings["model"]
+    if settings["framework"] != "xpnn":
+        raise error(
+            f"--model {model} trains with xpnn's CaptioningSolver; --framework torch trains "
+            "the convnet (the PyTorch edition's captioning model is "
+            "xpnn.cs231n.classifiers.rnn_pytorch, from Python)"
+        )
+    if settings["dataset"] not in SIZES:
+        raise error(
+            f"--model {model} captions images: --dataset digits (offline) or coco (xpnn "
+            f"download coco first); got --dataset {settings['dataset']}"
+        )
+    for flag, value in (("--devices", args.devices), ("--coordinator", args.coordinator),
+                        ("--plot", args.plot)):  # fmt: skip
+        if value is not None:
+            what = "accuracy curves" if flag == "--plot" else "data parallelism"
+            raise error(f"{flag} is for --model cnn and fcn ({what}); --model {model} has none")
+
+
+def load(settings: dict[str, Any], data_dir: str | None, error: type) -> dict[str, Any]:
+    """The run's data: the digit captions, or COCO's (its first ``num_train`` captions)."""
+    from ..coco import load_coco_data, load_digit_captions
+
+    if settings["dataset"] == "digits":
+        data = load_digit_captions(seed=settings["seed"])
+    else:
+        try:
+            data = load_coco_data(data_dir)
+        except FileNotFoundError as err:  # the message, in the command line's terms
+            raise error(str(err).replace("pass base_dir= the folder", "give --data-dir the "
+                                         "folder")) from None  # fmt: skip
+    count = settings["num_train"]
+    if count is not None:
+        available = data["train_captions"].shape[0]
+        if not 1 <= count <= available:
+            raise error(f"--num-train must be in 1 .. {available} (the training captions); "
+                        f"got {count}")  # fmt: skip
+        data = dict(data, train_captions=data["train_captions"][:count],
+                    train_image_idxs=data["train_image_idxs"][:count])  # fmt: skip
+    return data
+
+
+def make_solver(
+    args: argparse.Namespace,
+    settings: dict[str, Any],
+    data: dict[str, Any],
+    device: Any,
+    checkpoint_name: str | None,
+    run_info: dict[str, Any],
+) -> Any:
+    from ..captioning_solver import CaptioningSolver
+    from ..classifiers import CaptioningRNN
+
+    model = CaptioningRNN(
+        data["word_to_idx"],
+        input_dim=int(data["train_features"].shape[1]),
+        cell_type=settings["model"],
+        dtype=np.float32,
+        seed=settings["seed"],
+        backend=args.backend,
+        device=device,
+        **SIZES[settings["dataset"]],
+    )
+    return CaptioningSolver(
+        model,
+        data,
+        update_rule=settings["update_rule"],
+        optim_config={"learning_rate": settings["lr"]},
+        lr_decay=0.95,
+        batch_size=settings["batch_size"],
+        num_epochs=settings["epochs"],
+        checkpoint_name=checkpoint_name,
+        print_every=50,
+        verbose=not args.quiet,
+        seed=settings["seed"],
+        run_info=run_info,
+    )
+
+
+def finish(
+    args: argparse.Namespace,
+    settings: dict[str, Any],
+    solver: Any,
+    data: dict[str, Any],
+    first_epoch: int,
+    seconds: float,
+) -> dict[str, Any]:
+    """Sample the validation captions, print some next to the true ones and the summary;
+    write the metrics. Returns them."""
+    from ..coco import decode_captions
+
+    model = solver.model
+    words = data["idx_to_word"]
+    (features,) = solver._beside_params(data["val_features"][data["val_image_idxs"]])
+    length = data["val_captions"].shape[1] - 1
+    sampled = decode_captions(model.sample(features, max_length=length), words)
+    truth = [c.removeprefix("<START> ") for c in decode_captions(data["val_captions"], words)]
+    exact = float(np.mean([s == t for s, t in zip(sampled, truth, strict=True)]))
+    metrics = {
+        "model": f"CaptioningRNN ({settings['model']})",
+        "dataset": settings["dataset"],
+        "framework": "xpnn",
+        "backend": args.backend,
+        "batch_size": settings["batch_size"],
+        "epochs": solver.epoch,
+        "first_epoch": first_epoch,
+        "seconds": round(seconds, 3),
+        "loss_history": solver.loss_history,
+        "final_loss": solver.loss_history[-1],
+        "num_train": settings["num_train"],
+        "val_captions_exact": exact,
+        "val_samples": [
+            {
+                "url": str(data["val_urls"][data["val_image_idxs"][i]]),
+                "sampled": sampled[i],
+                "true": truth[i],
+            }
+            for i in range(min(SHOWN, len(sampled)))
+        ],
+    }
+    if not args.quiet:
+        for sample in metrics["val_samples"]:
+            print(f"val {sample['url']}: sampled '{sample['sampled']}'; true '{sample['true']}'")
+    span = f"{solver.epoch} epochs" if not first_epoch else (
+        f"epochs {first_epoch + 1}-{solver.epoch} of {solver.epoch} (resumed)")  # fmt: skip
+    print(
+        f"{metrics['model']} on {settings['dataset']} ({args.backend}): {span} in "
+        f"{seconds:.1f} s; final loss {metrics['final_loss']:.3f}; validation captions "
+        f"exactly right {exact:.3f}"
+    )
+    if args.metrics_out is not None:
+        text = json.dumps(metrics, indent=1) + "\n"
+        write_atomically(args.metrics_out, lambda file: file.write(text), binary=False)
+    return metrics
+
+
+def timed_train(solver: Any) -> float:
+    start = time.perf_counter()
+    solver.train()
+    return time.perf_counter() - start
