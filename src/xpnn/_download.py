@@ -30,8 +30,9 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any
 
-__all__ = ["as_md5", "download", "md5_of", "safe_extract", "temporary_directory"]
+__all__ = ["as_md5", "download", "install", "md5_of", "safe_extract", "temporary_directory"]
 
 _CHUNK = 1 << 20
 #: Seconds to wait for the server to answer (per blocking operation, not for the whole file).
@@ -187,6 +188,30 @@ def temporary_directory(parent: Path, prefix: str) -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def install(archive: Path, directory: Path, name: str, problem: Any) -> Path:
+    """Unpack ``archive`` (:func:`safe_extract`) into a temporary folder of ``directory``
+    and move its top folder ``name`` to ``directory / name`` with one rename, so that an
+    interrupted or failed run leaves no half-written folder.
+
+    ``problem(path)`` says what is wrong with an unpacked folder (None: it is complete);
+    an incomplete one raises a ValueError with that text and installs nothing. Another
+    run that installed the same folder first is not an error.
+    """
+    target = directory / name
+    with temporary_directory(directory, ".xpnn-extract-") as staging:
+        safe_extract(archive, staging)
+        unpacked = staging / name
+        wrong = problem(unpacked)
+        if wrong is not None:
+            raise ValueError(f"{wrong}; nothing was installed")
+        try:
+            unpacked.rename(target)
+        except OSError:
+            if problem(target) is not None:  # not a concurrent run that finished first
+                raise
+    return target
 
 
 def safe_extract(archive: Path, destination: Path) -> None:

@@ -24,12 +24,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
-
-from . import optim
 from ._backend import to_numpy
-from ._params import count
-from .solver import UPDATE_RULES, Solver, _take
+from .solver import Solver, _take
 
 __all__ = ["CaptioningSolver"]
 
@@ -82,28 +78,7 @@ class CaptioningSolver(Solver):
                 f"them); missing {missing}"
             )
         self.data = data
-        self.update_rule = kwargs.pop("update_rule", "sgd")
-        self.optim_config = dict(kwargs.pop("optim_config", {}))
-        self.lr_decay = kwargs.pop("lr_decay", 1.0)
-        self.batch_size = kwargs.pop("batch_size", 100)
-        self.num_epochs = kwargs.pop("num_epochs", 10)
-        self.checkpoint_name = kwargs.pop("checkpoint_name", None)
-        self.print_every = kwargs.pop("print_every", 10)
-        self.verbose = kwargs.pop("verbose", True)
-        seed = kwargs.pop("seed", None)
-        self.progress = kwargs.pop("progress", None)
-        self.run_info = dict(kwargs.pop("run_info", {}))
-        if kwargs:
-            raise ValueError(f"Unrecognized arguments {', '.join(sorted(kwargs))}")
-        if self.update_rule not in UPDATE_RULES:
-            raise ValueError(
-                f'Invalid update_rule "{self.update_rule}"; expected one of {UPDATE_RULES}'
-            )
-        self.update = getattr(optim, self.update_rule)
-        for name in ("batch_size", "num_epochs", "print_every"):
-            setattr(self, name, count(name, getattr(self, name), minimum=1))
-        self.seed = seed
-        self.rng = np.random if seed is None else np.random.RandomState(seed)
+        self._loop_options(kwargs)
         self.jit, self.parallel, self._compiled = False, None, None
         self.num_train_samples = self.num_val_samples = None
         self.X_train = self.data["train_captions"]  # what the loop counts an epoch in

@@ -256,8 +256,20 @@ def sample_coco_minibatch(
 # --------------------------------------------------------------------------- download
 
 
+def _every_missing(path: Path) -> list[str]:
+    return sorted(set(_missing(path, True)) | set(_missing(path, False)))
+
+
 def _complete(path: Path) -> bool:
-    return not _missing(path, True) and not _missing(path, False)
+    return not _every_missing(path)
+
+
+def _archive_problem(unpacked: Path) -> str | None:
+    missing = _every_missing(unpacked)
+    if not missing:
+        return None
+    return (f"the archive does not hold the COCO captioning data: {_DIRNAME}/ lacks "
+            f"{', '.join(missing)}")  # fmt: skip
 
 
 def download_coco(
@@ -304,7 +316,7 @@ def download_coco(
     if _complete(target):
         return target
     if target.exists():
-        missing = sorted(set(_missing(target, True)) | set(_missing(target, False)))
+        missing = _every_missing(target)
         raise FileExistsError(
             f"{target} exists but lacks {', '.join(missing)}; it was left as it is: remove it "
             "and run again to download the COCO captioning data"
@@ -318,20 +330,7 @@ def download_coco(
         url, directory, md5=expected, progress=progress, help_text=help_text
     )
     try:
-        with _download.temporary_directory(directory, ".xpnn-extract-") as staging:
-            _download.safe_extract(archive, staging)
-            unpacked = staging / _DIRNAME
-            if not _complete(unpacked):
-                missing = sorted(set(_missing(unpacked, True)) | set(_missing(unpacked, False)))
-                raise ValueError(
-                    f"the archive does not hold the COCO captioning data: {_DIRNAME}/ lacks "
-                    f"{', '.join(missing)}; nothing was installed"
-                )
-            try:
-                unpacked.rename(target)
-            except OSError:
-                if not _complete(target):  # not a concurrent run that finished first
-                    raise
+        _download.install(archive, directory, _DIRNAME, _archive_problem)
     finally:
         archive.unlink(missing_ok=True)
     return target

@@ -650,19 +650,13 @@ def _mismatch_help(url: str) -> str:
 
 
 def _unpack_cifar10(archive: Path, directory: Path, target: Path) -> None:
-    with _download.temporary_directory(directory, ".xpnn-extract-") as staging:
-        _download.safe_extract(archive, staging)
-        unpacked = staging / _CIFAR10_DIRNAME
-        if not _complete(unpacked):
-            raise ValueError(
-                f"the archive does not hold CIFAR-10's Python version: expected "
-                f"{_CIFAR10_DIRNAME}/ with {', '.join(_CIFAR10_FILES)}; nothing was installed"
-            )
-        try:
-            unpacked.rename(target)
-        except OSError:
-            if not _complete(target):  # not a concurrent run that finished first
-                raise
+    def problem(unpacked: Path) -> str | None:
+        if _complete(unpacked):
+            return None
+        return (f"the archive does not hold CIFAR-10's Python version: expected "
+                f"{_CIFAR10_DIRNAME}/ with {', '.join(_CIFAR10_FILES)}")  # fmt: skip
+
+    _download.install(archive, directory, target.name, problem)
 
 
 # --------------------------------------------------------------------------- digits

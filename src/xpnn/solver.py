@@ -134,21 +134,30 @@ class Solver(TrainingLoop):
         self.X_train, self.y_train = data["X_train"], data["y_train"]
         self.X_val, self.y_val = data["X_val"], data["y_val"]
 
+        self.num_train_samples = kwargs.pop("num_train_samples", 1000)
+        self.num_val_samples = kwargs.pop("num_val_samples", None)
+        jit = kwargs.pop("jit", None)
+        devices = kwargs.pop("devices", None)
+        self._loop_options(kwargs)
+        self.jit = self._jit_setting(jit)
+        self.parallel = None if devices is None else self._data_parallel(devices)
+        self._compiled: Any = None
+        self._reset()
+
+    def _loop_options(self, kwargs: dict[str, Any]) -> None:
+        """Take the training loop's keyword arguments (update rule and its settings, batch
+        size, epochs, checkpoints, output, seed) out of ``kwargs``; any left is an error."""
         self.update_rule = kwargs.pop("update_rule", "sgd")
         self.optim_config = dict(kwargs.pop("optim_config", {}))
         self.lr_decay = kwargs.pop("lr_decay", 1.0)
         self.batch_size = kwargs.pop("batch_size", 100)
         self.num_epochs = kwargs.pop("num_epochs", 10)
-        self.num_train_samples = kwargs.pop("num_train_samples", 1000)
-        self.num_val_samples = kwargs.pop("num_val_samples", None)
         self.checkpoint_name = kwargs.pop("checkpoint_name", None)
         self.print_every = kwargs.pop("print_every", 10)
         self.verbose = kwargs.pop("verbose", True)
-        seed = kwargs.pop("seed", None)
+        self.seed = kwargs.pop("seed", None)
         self.progress = kwargs.pop("progress", None)
         self.run_info = dict(kwargs.pop("run_info", {}))
-        jit = kwargs.pop("jit", None)
-        devices = kwargs.pop("devices", None)
         if kwargs:
             raise ValueError(f"Unrecognized arguments {', '.join(sorted(kwargs))}")
         if self.update_rule not in UPDATE_RULES:
@@ -158,12 +167,7 @@ class Solver(TrainingLoop):
         self.update = getattr(optim, self.update_rule)
         for name in ("batch_size", "num_epochs", "print_every"):
             setattr(self, name, count(name, getattr(self, name), minimum=1))
-        self.seed = seed
-        self.rng = np.random if seed is None else np.random.RandomState(seed)
-        self.jit = self._jit_setting(jit)
-        self.parallel = None if devices is None else self._data_parallel(devices)
-        self._compiled: Any = None
-        self._reset()
+        self.rng = np.random if self.seed is None else np.random.RandomState(self.seed)
 
     # ------------------------------------------------------------------ state
 

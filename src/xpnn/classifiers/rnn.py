@@ -34,7 +34,24 @@ from ._base import Classifier, host_zeros, weight_rng
 
 __all__ = ["CaptioningRNN"]
 
-_CELLS = {"rnn": 1, "lstm": 4}
+#: The gates of each cell type: the columns of Wx, Wh and b are gates * hidden_dim.
+CELLS = {"rnn": 1, "lstm": 4}
+
+
+def check_arguments(
+    word_to_idx: Any, cell_type: Any, input_dim: Any, wordvec_dim: Any, hidden_dim: Any
+) -> tuple[int, int, int]:
+    """The checks of a captioning model's arguments (this module's model, and the PyTorch
+    edition's); returns the three sizes as ints."""
+    if cell_type not in CELLS:
+        raise ValueError(f"cell_type must be 'rnn' or 'lstm'; got {cell_type!r}")
+    if not isinstance(word_to_idx, dict) or "<NULL>" not in word_to_idx:
+        raise ValueError("word_to_idx must be a dict of words to indices holding '<NULL>'")
+    return (
+        count("input_dim", input_dim, minimum=1),
+        count("wordvec_dim", wordvec_dim, minimum=1),
+        count("hidden_dim", hidden_dim, minimum=1),
+    )
 
 
 class CaptioningRNN(Classifier):
@@ -82,14 +99,10 @@ class CaptioningRNN(Classifier):
         backend: str | None = None,
         device: Any = None,
     ):
-        if cell_type not in _CELLS:
-            raise ValueError(f"cell_type must be 'rnn' or 'lstm'; got {cell_type!r}")
-        if not isinstance(word_to_idx, dict) or "<NULL>" not in word_to_idx:
-            raise ValueError("word_to_idx must be a dict of words to indices holding '<NULL>'")
+        input_dim, wordvec_dim, hidden_dim = check_arguments(
+            word_to_idx, cell_type, input_dim, wordvec_dim, hidden_dim
+        )
         vocabulary = len(word_to_idx)  # V, as the assignment counts it
-        input_dim = count("input_dim", input_dim, minimum=1)
-        wordvec_dim = count("wordvec_dim", wordvec_dim, minimum=1)
-        hidden_dim = count("hidden_dim", hidden_dim, minimum=1)
         self.cell_type = cell_type
         self.word_to_idx = dict(word_to_idx)
         self.idx_to_word = {i: w for w, i in word_to_idx.items()}
@@ -98,7 +111,7 @@ class CaptioningRNN(Classifier):
         self._end = word_to_idx.get("<END>")
         self.reg = 0.0
         rng = weight_rng(seed)
-        gates = _CELLS[cell_type] * hidden_dim
+        gates = CELLS[cell_type] * hidden_dim
         # The assignment's order of draws and scales (a published seeded run depends on it).
         params = {"W_embed": rng.randn(vocabulary, wordvec_dim) / 100}
         params["W_proj"] = rng.randn(input_dim, hidden_dim) / math.sqrt(input_dim)

@@ -2,29 +2,11 @@
 torch tensors, returning outputs only, differentiable by autograd through xpnn's
 hand-derived backward passes; and ``torch``, which the edition's module imports."""
 
-import torch
+import torch  # noqa: F401  (exported by __all__, as the edition's star import gives it)
 
-from ..torch.captioning import (
-    affine_forward,
-    lstm_forward,
-    lstm_step_forward,
-    rnn_forward,
-    rnn_step_forward,
-    sigmoid,
-    temporal_affine_forward,
-    temporal_softmax_loss,
-    word_embedding_forward,
+from ..torch import captioning as _captioning
+from ..torch.captioning import *  # noqa: F403
+
+__all__ = sorted(
+    {"torch", *(name for name in _captioning.__all__ if not name.startswith("Captioning"))}
 )
-
-__all__ = [
-    "affine_forward",
-    "lstm_forward",
-    "lstm_step_forward",
-    "rnn_forward",
-    "rnn_step_forward",
-    "sigmoid",
-    "temporal_affine_forward",
-    "temporal_softmax_loss",
-    "torch",
-    "word_embedding_forward",
-]

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from .._params import count
+from ..classifiers.rnn import CELLS, check_arguments
 from ..coco import sample_coco_minibatch
 from . import functional as XF
 
@@ -91,9 +92,6 @@ def sigmoid(x: torch.Tensor) -> torch.Tensor:
     return torch.where(positive, 1 / (1 + z), z / (1 + z))
 
 
-_CELLS = {"rnn": 1, "lstm": 4}
-
-
 class CaptioningRNN:
     """The PyTorch edition's captioning model, whose layers are xpnn's.
 
@@ -128,15 +126,11 @@ class CaptioningRNN:
         *,
         device: Any = None,
     ):
-        if cell_type not in _CELLS:
-            raise ValueError(f"cell_type must be 'rnn' or 'lstm'; got {cell_type!r}")
-        if not isinstance(word_to_idx, dict) or "<NULL>" not in word_to_idx:
-            raise ValueError("word_to_idx must be a dict of words to indices holding '<NULL>'")
+        input_dim, wordvec_dim, hidden_dim = check_arguments(
+            word_to_idx, cell_type, input_dim, wordvec_dim, hidden_dim
+        )
         if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
             raise TypeError(f"dtype must be a floating torch.dtype; got {dtype!r}")
-        input_dim = count("input_dim", input_dim, minimum=1)
-        wordvec_dim = count("wordvec_dim", wordvec_dim, minimum=1)
-        hidden_dim = count("hidden_dim", hidden_dim, minimum=1)
         self.cell_type = cell_type
         self.dtype = dtype
         self.word_to_idx = word_to_idx
@@ -144,7 +138,7 @@ class CaptioningRNN:
         self._null = word_to_idx["<NULL>"]
         self._start = word_to_idx.get("<START>")
         self._end = word_to_idx.get("<END>")
-        vocabulary, gates = len(word_to_idx), _CELLS[cell_type] * hidden_dim
+        vocabulary, gates = len(word_to_idx), CELLS[cell_type] * hidden_dim
         draws = {
             "W_embed": torch.randn(vocabulary, wordvec_dim) / 100,
             "W_proj": torch.randn(input_dim, hidden_dim) / math.sqrt(input_dim),
