@@ -150,3 +150,35 @@ def test_the_model_may_live_on_another_backend(bk):
 def test_bad_arguments_name_themselves(data, kwargs, error, match):
     with pytest.raises(error, match=match):
         CaptioningSolver(_model(), _data() if data is None else data, **kwargs)
+
+
+def test_on_jax_the_compiled_step_equals_the_eager_one(bk):
+    """One jax.jit step (forward, backward, update; the LSTM's loop a lax.scan), compiled
+    once, gives the eager step's losses and parameters."""
+    if bk.name != "jax":
+        pytest.skip("the compiled step is JAX's")
+    data = _data(copies=4)
+    runs = {}
+    for jit in (True, False):
+        np.random.seed(0)  # noqa: NPY002
+        solver = CaptioningSolver(_model(backend="jax"), data, update_rule="adam",
+                                  optim_config={"learning_rate": 1e-2}, lr_decay=0.9,
+                                  batch_size=4, num_epochs=2, verbose=False, jit=jit)  # fmt: skip
+        solver.train()
+        runs[jit] = solver
+    assert runs[True].jit and not runs[False].jit
+    assert runs[True]._compiled.traces["step"] == 1
+    np.testing.assert_allclose(runs[True].loss_history, runs[False].loss_history, rtol=1e-10)
+    for name, value in runs[False].model.params.items():
+        np.testing.assert_allclose(np.asarray(runs[True].model.params[name]), np.asarray(value),
+                                   rtol=1e-9, atol=1e-12)  # fmt: skip
+
+
+def test_captions_outside_the_vocabulary_are_refused_before_training():
+    data = _data()
+    data["train_captions"] = data["train_captions"].copy()
+    data["train_captions"][7, 3] = len(WORDS)
+    solver = CaptioningSolver(_model(), data, verbose=False, seed=0)
+    with pytest.raises(ValueError, match=r"train_captions hold word indices outside the model's"):
+        solver.train()
+    assert solver.loss_history == []

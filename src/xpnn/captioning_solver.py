@@ -13,7 +13,9 @@ accuracy to check, so it keeps no best parameters. It runs on the loop of
   end, written atomically, and :meth:`~xpnn.solver.Solver.load_checkpoint`, after which
   :meth:`train` continues exactly where the run stopped;
 * a NaN or infinite loss, or an update that makes a parameter non-finite, stops training
-  with :class:`~xpnn.solver.TrainingDiverged` before the update.
+  with :class:`~xpnn.solver.TrainingDiverged` before the update;
+* on JAX, one compiled step (forward, backward and update under ``jax.jit``, the time
+  loop a ``lax.scan``), as the Solver compiles its classifiers' steps.
 
 Captions and features may live on another backend than the model: each minibatch is moved
 to the model's backend and device.
@@ -25,6 +27,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._backend import to_numpy
+from ._config import label_range_check
 from .solver import Solver, _take
 
 __all__ = ["CaptioningSolver"]
@@ -62,6 +65,9 @@ class CaptioningSolver(Solver):
         assignment's behaviour) draws from NumPy's global random state.
     progress : bool, optional
         Show a progress bar; default: when ``verbose`` and standard error is a terminal.
+    jit : bool, optional
+        Train with one compiled ``jax.jit`` step; default: when the parameters are JAX
+        arrays. False takes the eager step on JAX too (each operation dispatched alone).
 
     Attributes
     ----------
@@ -78,11 +84,14 @@ class CaptioningSolver(Solver):
                 f"them); missing {missing}"
             )
         self.data = data
+        jit = kwargs.pop("jit", None)
         self._loop_options(kwargs)
-        self.jit, self.parallel, self._compiled = False, None, None
+        self.parallel, self._compiled = None, None
+        self.jit = self._jit_setting(jit)
         self.num_train_samples = self.num_val_samples = None
         self.X_train = self.data["train_captions"]  # what the loop counts an epoch in
         self._reset()
+        self._captions_checked: Any = None
 
     @property
     def iterations_per_epoch(self) -> int:
@@ -91,12 +100,32 @@ class CaptioningSolver(Solver):
     def _step(self, t: int, total: int) -> float:
         """One minibatch of captions (drawn as ``sample_coco_minibatch`` draws them, from
         this solver's generator), and the update, committed only if everything is finite."""
+        self._check_captions()
         rows = self.rng.choice(int(self.data["train_captions"].shape[0]), self.batch_size)
         captions = _take(self.data["train_captions"], rows)
         images = to_numpy(_take(self.data["train_image_idxs"], rows))  # an index, on the host
         features = _take(self.data["train_features"], images)
         features, captions = self._to_model(features, captions)
-        return self._eager_step(lambda: self.model.loss(features, captions), t, total)
+        if self.jit:
+            return self._compiled_step(features, captions, t, total)
+        with label_range_check(False):  # checked once, above
+            return self._eager_step(lambda: self.model.loss(features, captions), t, total)
+
+    def _check_captions(self) -> None:
+        """Every training caption's words inside the model's vocabulary, checked once per
+        caption array (again if ``data['train_captions']`` is replaced), not at every step:
+        the compiled step cannot read its traced captions."""
+        captions = self.data["train_captions"]
+        if self._captions_checked is captions:
+            return
+        vocabulary = int(self.model.params["W_embed"].shape[0])
+        words = to_numpy(captions)
+        if words.size and (words.min() < 0 or words.max() >= vocabulary):
+            raise ValueError(
+                f"train_captions hold word indices outside the model's vocabulary [0, "
+                f"{vocabulary})"
+            )
+        self._captions_checked = captions
 
     def _check_and_keep_best(self, bar: Any) -> None:
         # No accuracy for captions (the assignment's solver has none): only the checkpoint.

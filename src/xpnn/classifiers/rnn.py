@@ -86,6 +86,9 @@ class CaptioningRNN(Classifier):
     word_to_idx, idx_to_word, cell_type, dtype, backend, device
     """
 
+    #: No dropout: the Solver's compiled step draws no dropout key for it.
+    use_dropout = False
+
     def __init__(
         self,
         word_to_idx: dict[str, int],
