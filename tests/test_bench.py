@@ -92,8 +92,8 @@ def test_cli_refuses_a_plot_without_the_scaling_runs(capsys):
 def test_cli_runs_and_writes_the_table(tmp_path, monkeypatch, capsys):
     calls = []
 
-    def fake_run(backend, *, quick, progress):
-        calls.append((backend, quick))
+    def fake_run(backend, *, quick, progress, only):
+        calls.append((backend, quick, only))
         return _fake_results()
 
     monkeypatch.setattr(bench, "run", fake_run)
@@ -101,7 +101,7 @@ def test_cli_runs_and_writes_the_table(tmp_path, monkeypatch, capsys):
         return
     out = tmp_path / "RESULTS.md"
     assert main(["bench", "--quick", "--out", str(out)]) == 0
-    assert calls == [("numpy", True)]
+    assert calls == [("numpy", True, None)]
     assert "<!-- bench:numpy -->" in out.read_text()
     assert "| conv fwd+bwd |" in capsys.readouterr().out
 
@@ -262,3 +262,25 @@ def test_the_jax_compile_case_compiles_a_new_function_each_call(monkeypatch):
     assert case.target == 1.5 and "T=128" in case.shape
     first, second = case.ours(), case.ours()
     assert isinstance(first, jax.stages.Compiled) and first is not second
+
+
+def test_only_times_the_rows_it_names(monkeypatch, capsys):
+    """``--only lstm``: the LSTM rows and nothing else (no naive, memory or scaling runs);
+    refused with --out, which would write a partial section."""
+    pytest.importorskip("torch")
+    timed = []
+
+    def fake_pair(ours, reference, *args, **kwargs):
+        timed.append(ours)
+        return 2e-3, 1e-3
+
+    monkeypatch.setattr(bench, "time_pair", fake_pair)
+    monkeypatch.setattr(bench, "_naive_vs_fast", lambda progress: pytest.fail("naive ran"))
+    from xpnn.bench import sequence
+
+    monkeypatch.setattr(sequence, "LSTM_SHAPE", {"n": 2, "steps": 3, "dim": 4, "hidden": 5})
+    results = bench.run("numpy", progress=lambda line: None, only="LSTM")
+    assert [row.case.op for row in results.rows] == ["lstm fwd+bwd", "lstm fwd+bwd"]
+    assert len(timed) == 2 and not results.naive
+    assert main(["bench", "--only", "lstm", "--out", "x.md"]) == 2
+    assert "give one" in capsys.readouterr().err

@@ -82,6 +82,7 @@ def run(
     *,
     quick: bool = False,
     progress: Callable[[str], Any] = print,
+    only: str | None = None,
 ) -> Results:
     """Measure every case on ``backend``; ``quick`` times fewer loops and skips the extras.
 
@@ -92,12 +93,17 @@ def run(
         One pair of loops of 3 timings each, and no naive, memory or scaling runs.
     progress : callable
         Called with one line per finished measurement.
+    only : str, optional
+        Time only the cases whose operation contains this text (case-insensitive), and
+        none of the naive, memory or scaling runs.
     """
     timing = {"pairs": 1, "repeat": 3, "min_loop_seconds": 0.02} if quick else {
         "pairs": 2, "repeat": 5, "min_loop_seconds": 0.1}  # fmt: skip
     results = Results(backend, quick, gpu=_gpu_name(backend))
     _limit_torch_threads()
     for case in cases(backend):
+        if only is not None and only.lower() not in case.op.lower():
+            continue
         ours, ref = time_pair(
             case.ours, case.reference_fn, case.sync, case.reference_sync, **timing
         )
@@ -110,7 +116,7 @@ def run(
                 ref = "" if t.reference is None else f"  ref {t.reference * 1e3:9.2f} ms"
                 progress(f"    {t.name:60s} xpnn {t.ours * 1e3:9.2f} ms{ref}")
         case.stages = ()  # their arrays (im2col-sized products) are not needed any more
-    if backend == "numpy" and not quick:
+    if backend == "numpy" and not quick and only is None:
         results.naive = _naive_vs_fast(progress)
         results.memory = _conv_memory(progress)
         results.scaling = _scaling(progress)

@@ -40,6 +40,12 @@ def add_parser(commands: Any) -> None:
     parser.add_argument(
         "--plot", type=Path, metavar="FILE", help="save the batch-size scaling plot (NumPy)"
     )
+    parser.add_argument(
+        "--only",
+        metavar="TEXT",
+        help="time only the rows whose operation contains TEXT (e.g. lstm, conv, 'training "
+        "step'); not with --out, which writes a whole section",
+    )
     parser.set_defaults(run=run)
 
 
@@ -69,11 +75,16 @@ def _bench(args: argparse.Namespace) -> int:
         import jax
 
         jax.config.update("jax_enable_x64", True)  # the float64 rows
-    if args.plot is not None and (args.backend != "numpy" or args.quick):
-        raise ValueError("--plot needs the scaling runs: --backend numpy without --quick")
+    if args.plot is not None and (args.backend != "numpy" or args.quick or args.only):
+        raise ValueError(
+            "--plot needs the scaling runs: --backend numpy without --quick and --only"
+        )
+    if args.only is not None and args.out is not None:
+        raise ValueError("--only times some rows and --out writes a whole section: give one")
     results = bench.run(
-        args.backend, quick=args.quick, progress=lambda line: print(line, flush=True)
-    )
+        args.backend, quick=args.quick, progress=lambda line: print(line, flush=True),
+        only=args.only,
+    )  # fmt: skip
     print()
     print("\n".join(bench.report(results)))
     if args.out is not None:
