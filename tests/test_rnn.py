@@ -312,3 +312,21 @@ def test_verbose_prints_the_flat_gradient_shape(capsys):
     TL.temporal_softmax_loss(np.zeros((2, 3, 4)), np.zeros((2, 3), int), np.ones((2, 3), bool),
                              verbose=True)  # fmt: skip
     assert capsys.readouterr().out.strip() == "dx_flat:  (6, 4)"
+
+
+def test_the_lstm_native_loop_is_the_portable_one_to_the_bit(bk):
+    """On NumPy the LSTM's time loop writes every pass in place (xpnn._native); it must give
+    the portable loop's numbers exactly, forward and backward, in both dtypes."""
+    rng = np.random.default_rng(7)
+    for dtype in ("float64", "float32"):
+        arrays = [bk.asarray(rng.standard_normal(s), dtype=dtype)
+                  for s in ((3, 5, 4), (3, 6), (4, 24), (6, 24), (24,))]  # fmt: skip
+        dh = bk.asarray(rng.standard_normal((3, 5, 6)), dtype=dtype)
+        h, cache = R.lstm_forward(*arrays)
+        grads = R.lstm_backward(dh, cache)
+        with _native.disabled():
+            h2, cache2 = R.lstm_forward(*arrays)
+            grads2 = R.lstm_backward(dh, cache2)
+        for got, want in zip((h, *grads), (h2, *grads2), strict=True):
+            assert got.dtype == want.dtype
+            np.testing.assert_array_equal(_np(got), _np(want))

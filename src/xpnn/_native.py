@@ -1,7 +1,9 @@
 """Native primitives, where a backend has one: the fast path beside the portable code.
 
 Convolution (below), the time loop of the recurrent layers (:func:`scan`: ``jax.lax.scan``
-on JAX) and the scatter-add of the embedding's backward pass (:func:`scatter_add_rows`).
+on JAX), the scatter-add of the embedding's backward pass (:func:`scatter_add_rows`), and
+the LSTM's time loop on NumPy with every pass written in place into its outputs
+(:func:`lstm_sequence` and :func:`lstm_sequence_backward`).
 
 The array API standard has no convolution, so :func:`xpnn.conv_forward_fast` builds one
 from strided slices and a matrix multiply (im2col), which runs everywhere. Where the
@@ -37,7 +39,15 @@ from typing import Any
 
 from ._backend import backend_name
 
-__all__ = ["conv_backward", "conv_forward", "disabled", "scan", "scatter_add_rows"]
+__all__ = [
+    "conv_backward",
+    "conv_forward",
+    "disabled",
+    "lstm_sequence",
+    "lstm_sequence_backward",
+    "scan",
+    "scatter_add_rows",
+]
 
 _DIMENSIONS = ("NCHW", "OIHW", "NCHW")
 _state = threading.local()
@@ -238,3 +248,109 @@ def scatter_add_rows(index: Any, values: Any, rows: int) -> Any:
         cupyx.scatter_add(out, index, values)
         return out
     return None
+
+
+# --------------------------------------------------------------------------- LSTM on NumPy
+
+
+def lstm_sequence(projected: Any, h0: Any, Wh: Any) -> tuple[Any, Any, Any] | None:
+    """The LSTM's time loop on NumPy, or None elsewhere (the layer then runs :func:`scan`).
+
+    The same formulas as ``xpnn.layers.rnn``'s portable step, in the same order, so the
+    results are the same to the last bit: ``a = x_t Wx + b + h_{t-1} Wh`` (``projected``
+    holds ``x_t Wx + b``, time-major ``(T, N, 4H)``), the gates ``i, f, o`` through the
+    sigmoid ``0.5 tanh(0.5 z) + 0.5`` and ``g`` through ``tanh``,
+    ``c_t = f c_{t-1} + i g`` from ``c_0 = 0``, ``h_t = o tanh(c_t)``. What differs is
+    where they are written: each step's product, gates and states go straight into the
+    stacked outputs, and every elementwise pass writes into a buffer with ``out=`` (one
+    pass over memory each, no temporaries, no stacking afterwards).
+
+    Returns
+    -------
+    hs, cs : (T, N, H)
+    gates : (T, N, 4H)
+        The activated gates i, f, o, g of every step.
+    """
+    if getattr(_state, "disabled", False) or backend_name(projected) != "numpy":
+        return None
+    import numpy as np
+
+    steps, n, width = projected.shape
+    hidden = width // 4
+    dtype = np.result_type(projected, h0, Wh)
+    gates = np.empty((steps, n, width), dtype)
+    hs = np.empty((steps, n, hidden), dtype)
+    cs = np.empty((steps, n, hidden), dtype)
+    ig = np.empty((n, hidden), dtype)
+    h, c = h0, np.zeros((n, hidden), dtype)
+    for t in range(steps):
+        a = gates[t]
+        np.matmul(h, Wh, out=a)
+        a += projected[t]
+        z, g = a[:, : 3 * hidden], a[:, 3 * hidden :]
+        np.multiply(0.5, z, out=z)  # the sigmoid: 0.5 tanh(0.5 z) + 0.5
+        np.tanh(z, out=z)
+        np.multiply(0.5, z, out=z)
+        z += 0.5
+        np.tanh(g, out=g)
+        i, f, o = z[:, :hidden], z[:, hidden : 2 * hidden], z[:, 2 * hidden :]
+        np.multiply(f, c, out=cs[t])
+        np.multiply(i, g, out=ig)
+        cs[t] += ig
+        np.tanh(cs[t], out=hs[t])
+        hs[t] *= o
+        h, c = hs[t], cs[t]
+    return hs, cs, gates
+
+
+def lstm_sequence_backward(dh: Any, cs: Any, gates: Any, Wh: Any) -> tuple[Any, Any] | None:
+    """Backpropagation through the LSTM's time loop on NumPy, or None elsewhere.
+
+    ``dh`` is the upstream gradient of every hidden state, time-major ``(T, N, H)``;
+    ``cs`` and ``gates`` are :func:`lstm_sequence`'s. The formulas of
+    ``xpnn.layers.rnn._lstm_cell_backward``, written with ``out=`` into the stacked
+    ``das``. Returns ``das (T, N, 4H)``, the gradient of every step's pre-activations,
+    and ``dh0 (N, H)``.
+    """
+    if getattr(_state, "disabled", False) or backend_name(dh) != "numpy":
+        return None
+    import numpy as np
+
+    steps, n, hidden = cs.shape
+    dtype = np.result_type(dh, cs, gates, Wh)
+    das = np.empty((steps, n, 4 * hidden), dtype)
+    dnext_h, dnext_c = np.zeros((n, hidden), dtype), np.zeros((n, hidden), dtype)
+    dh_t, tanh_c, dc, work = (np.empty((n, hidden), dtype) for _ in range(4))
+    work3 = np.empty((n, 3 * hidden), dtype)
+    zeros = np.zeros((n, hidden), dtype)
+    Wh_t = Wh.T
+    for t in range(steps - 1, -1, -1):
+        i, f, o, g = (gates[t][:, k * hidden : (k + 1) * hidden] for k in range(4))
+        c_prev = cs[t - 1] if t else zeros
+        da = das[t]
+        da_i, da_f = da[:, :hidden], da[:, hidden : 2 * hidden]
+        da_o, da_g = da[:, 2 * hidden : 3 * hidden], da[:, 3 * hidden :]
+        np.add(dh[t], dnext_h, out=dh_t)
+        np.tanh(cs[t], out=tanh_c)
+        # dc = dnext_c + dh_t o (1 - tanh(c_t)^2): the cell feeds h_t and the next step
+        np.multiply(tanh_c, tanh_c, out=work)
+        np.subtract(1, work, out=work)
+        np.multiply(dh_t, o, out=dc)
+        dc *= work
+        dc += dnext_c
+        # the sigmoid gates, as one (N, 3H) block: (dc g, dc c_{t-1}, dh_t tanh(c_t)),
+        # times (i, f, o), times (1 - (i, f, o))
+        np.multiply(dc, g, out=da_i)
+        np.multiply(dc, c_prev, out=da_f)
+        np.multiply(dh_t, tanh_c, out=da_o)
+        ifo, da_ifo = gates[t][:, : 3 * hidden], da[:, : 3 * hidden]
+        da_ifo *= ifo
+        np.subtract(1, ifo, out=work3)
+        da_ifo *= work3
+        np.multiply(dc, i, out=da_g)  # candidate: dc i (1 - g^2)
+        np.multiply(g, g, out=work)
+        np.subtract(1, work, out=work)
+        da_g *= work
+        np.multiply(dc, f, out=dnext_c)
+        np.matmul(da, Wh_t, out=dnext_h)
+    return das, dnext_h
