@@ -182,3 +182,32 @@ def test_captions_outside_the_vocabulary_are_refused_before_training():
     with pytest.raises(ValueError, match=r"train_captions hold word indices outside the model's"):
         solver.train()
     assert solver.loss_history == []
+
+
+class _Bigram:
+    """A model that is not a CaptioningRNN: scores of the next word from the current one."""
+
+    def __init__(self, vocabulary):
+        self.params = {"W": np.zeros((vocabulary, vocabulary))}
+
+    def loss(self, features, captions):
+        W = self.params["W"]
+        words, targets = captions[:, :-1].ravel(), captions[:, 1:].ravel()
+        scores = W[words]
+        scores = scores - scores.max(axis=1, keepdims=True)
+        p = np.exp(scores) / np.exp(scores).sum(axis=1, keepdims=True)
+        loss = -np.log(p[np.arange(len(words)), targets]).sum() / captions.shape[0]
+        p[np.arange(len(words)), targets] -= 1
+        dW = np.zeros_like(W)
+        np.add.at(dW, words, p / captions.shape[0])
+        return loss, {"W": dW}
+
+
+def test_any_model_with_params_and_loss_trains():
+    """The assignment's solver asks a model for params and loss(features, captions) only."""
+    model = _Bigram(len(WORDS))
+    solver = CaptioningSolver(model, _data(), update_rule="adam",
+                              optim_config={"learning_rate": 0.1}, batch_size=8, num_epochs=5,
+                              verbose=False, seed=0)  # fmt: skip
+    solver.train()
+    assert solver.loss_history[-1] < 0.5 * solver.loss_history[0]

@@ -590,7 +590,9 @@ def test_train_on_coco_files(tmp_path, capsys):
                    str(tmp_path / "coco_captioning"), "--batch-size", "4", "--quiet"])  # fmt: skip
     printed = capsys.readouterr()
     assert status == 0, printed.err
-    assert "CaptioningRNN (rnn) on coco (numpy): 1 epochs" in printed.out
+    assert "CaptioningRNN (rnn) on coco (numpy): 1 epoch in" in printed.out
+    # one caption sampled per validation image, scored against any of its true captions
+    assert "(of 3 validation images)" in printed.out
 
 
 @pytest.mark.parametrize(

@@ -143,6 +143,12 @@ def test_missing_files_name_the_download_command(tmp_path, folder, monkeypatch):
     assert str(tmp_path / "empty" / "coco_captioning") in str(err.value)
 
 
+def test_base_dir_may_be_the_folder_the_download_unpacked_into(folder):
+    path, written = folder
+    data = coco.load_coco_data(path.parent)  # download_coco(path.parent) puts it there
+    np.testing.assert_array_equal(data["val_captions"], written["val_captions"])
+
+
 def test_the_search_path_finds_the_assignment_folder(tmp_path, monkeypatch):
     written = write_coco(tmp_path / "cs231n" / "datasets" / "coco_captioning")
     monkeypatch.delenv("XPNN_DATA_DIR", raising=False)

@@ -314,19 +314,35 @@ def test_verbose_prints_the_flat_gradient_shape(capsys):
     assert capsys.readouterr().out.strip() == "dx_flat:  (6, 4)"
 
 
-def test_the_lstm_native_loop_is_the_portable_one_to_the_bit(bk):
-    """On NumPy the LSTM's time loop writes every pass in place (xpnn._native); it must give
-    the portable loop's numbers exactly, forward and backward, in both dtypes."""
+def test_the_lstm_native_loop_is_the_portable_one_to_the_bit(monkeypatch):
+    """On NumPy the LSTM's time loop writes every pass in place (xpnn._native); it must run,
+    give the portable loop's numbers exactly, forward and backward, in both dtypes, and
+    leave its inputs as they were."""
+    calls = []
+    for name in ("lstm_sequence", "lstm_sequence_backward"):
+        original = getattr(_native, name)
+
+        def spy(*args, _original=original, _name=name):
+            result = _original(*args)
+            calls.append((_name, result is not None))
+            return result
+
+        monkeypatch.setattr(_native, name, spy)
     rng = np.random.default_rng(7)
     for dtype in ("float64", "float32"):
-        arrays = [bk.asarray(rng.standard_normal(s), dtype=dtype)
+        arrays = [rng.standard_normal(s).astype(dtype)
                   for s in ((3, 5, 4), (3, 6), (4, 24), (6, 24), (24,))]  # fmt: skip
-        dh = bk.asarray(rng.standard_normal((3, 5, 6)), dtype=dtype)
+        dh = rng.standard_normal((3, 5, 6)).astype(dtype)
+        before = [a.copy() for a in (*arrays, dh)]
+        calls.clear()
         h, cache = R.lstm_forward(*arrays)
         grads = R.lstm_backward(dh, cache)
+        assert calls == [("lstm_sequence", True), ("lstm_sequence_backward", True)]
+        for a, b in zip((*arrays, dh), before, strict=True):
+            np.testing.assert_array_equal(a, b)
         with _native.disabled():
             h2, cache2 = R.lstm_forward(*arrays)
             grads2 = R.lstm_backward(dh, cache2)
         for got, want in zip((h, *grads), (h2, *grads2), strict=True):
-            assert got.dtype == want.dtype
-            np.testing.assert_array_equal(_np(got), _np(want))
+            assert got.dtype == want.dtype == np.dtype(dtype)
+            np.testing.assert_array_equal(got, want)

@@ -581,8 +581,13 @@ def test_a_wrong_gate_order_is_caught(monkeypatch):
         (lambda: xnn.RNN(4, 5)(torch.randn(1, 2, 3, 4)), r"input must be"),
         (lambda: xnn.LSTM(4, 5)(torch.nn.utils.rnn.pack_sequence([torch.randn(3, 4)])),
          r"PackedSequence"),
+        (lambda: xnn.LSTM(4, 5)(torch.randn(3, 2, 4, dtype=torch.float64)),
+         r"input must have the type torch.float32, got type torch.float64"),
+        (lambda: xnn.RNN(4, 5, batch_first=True)(torch.randn(2, 0, 4)),
+         r"Expected sequence length to be larger than 0"),
     ],
-    ids=["rnn_hx_shape", "lstm_hx_not_pair", "lstm_c0_shape", "input_ndim", "packed"],
+    ids=["rnn_hx_shape", "lstm_hx_not_pair", "lstm_c0_shape", "input_ndim", "packed",
+         "dtype", "empty_sequence"],
 )  # fmt: skip
 def test_the_recurrent_twins_name_what_is_wrong(call, match):
     with pytest.raises((ValueError, TypeError), match=match):

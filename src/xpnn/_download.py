@@ -263,6 +263,8 @@ def _extract_zip(archive: Path, destination: Path) -> None:
                             pass
                 except (zipfile.BadZipFile, zlib.error, EOFError) as err:
                     _refuse(member.filename, f"its data is corrupt ({err})")
+                except (RuntimeError, NotImplementedError) as err:  # encrypted; deflate64
+                    _refuse(member.filename, f"it cannot be read ({err})")
             zipped.extractall(root, members=members)
     except zipfile.BadZipFile as err:
         raise ValueError(f"{archive} is not a readable zip archive: {err}") from err

@@ -108,15 +108,17 @@ class CaptioningSolver(Solver):
         features, captions = self._to_model(features, captions)
         if self.jit:
             return self._compiled_step(features, captions, t, total)
-        with label_range_check(False):  # checked once, above
-            return self._eager_step(lambda: self.model.loss(features, captions), t, total)
+        checked = label_range_check(False) if self._captions_checked is not None else None
+        return self._eager_step(lambda: self.model.loss(features, captions), t, total, checked)
 
     def _check_captions(self) -> None:
         """Every training caption's words inside the model's vocabulary, checked once per
         caption array (again if ``data['train_captions']`` is replaced), not at every step:
-        the compiled step cannot read its traced captions."""
+        the compiled step cannot read its traced captions. The vocabulary is the rows of
+        the model's ``W_embed`` (a model without one keeps the per-step check of its loss).
+        """
         captions = self.data["train_captions"]
-        if self._captions_checked is captions:
+        if self._captions_checked is captions or "W_embed" not in self.model.params:
             return
         vocabulary = int(self.model.params["W_embed"].shape[0])
         words = to_numpy(captions)
@@ -126,6 +128,19 @@ class CaptioningSolver(Solver):
                 f"{vocabulary})"
             )
         self._captions_checked = captions
+
+    def train(self) -> None:
+        """Train up to ``num_epochs`` in total (continuing after ``load_checkpoint``).
+
+        Raises
+        ------
+        TrainingDiverged
+            The loss or an updated parameter is not finite; the model keeps the
+            parameters of the step before.
+        ValueError
+            A training caption holds a word outside the model's vocabulary.
+        """
+        super().train()
 
     def _check_and_keep_best(self, bar: Any) -> None:
         # No accuracy for captions (the assignment's solver has none): only the checkpoint.

@@ -103,6 +103,8 @@ def _find(base_dir: str | os.PathLike | None, pca_features: bool) -> Path:
         missing = _missing(path, pca_features)
         if not missing:
             return path
+        if path.name != _DIRNAME and not _missing(path / _DIRNAME, pca_features):
+            return path / _DIRNAME  # the folder download_coco(directory) unpacked into
         directory = path.parent if path.name == _DIRNAME else path
         raise FileNotFoundError(
             f"COCO captioning data not found: {path} lacks {', '.join(missing)}. Get it with: "
@@ -148,7 +150,8 @@ def load_coco_data(
     Parameters
     ----------
     base_dir : str or path, optional
-        The ``coco_captioning`` folder. ``None`` takes the first complete one of
+        The ``coco_captioning`` folder, or the folder that holds it (where
+        :func:`download_coco` unpacked it). ``None`` takes the first complete one of
         :func:`coco_search_path`.
     max_train : int, optional
         Keep this many training captions, drawn with replacement from NumPy's global RNG

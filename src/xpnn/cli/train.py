@@ -85,7 +85,7 @@ def add_parser(commands: Any) -> None:
     parser.add_argument(
         "--dataset",
         choices=("digits", "cifar10", "coco"),
-        help="default: digits (cifar10 for cnn and fcn; coco for rnn and lstm)",
+        help="default: digits; the other choice is cifar10 for cnn and fcn, coco for rnn and lstm",
     )
     parser.add_argument(
         "--data-dir",

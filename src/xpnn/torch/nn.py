@@ -386,9 +386,17 @@ class _Recurrent:
                 f"{type(self).__name__}: input must be (N, T, D) or (T, N, D) (batch_first="
                 f"{self.batch_first}), or (T, D) unbatched; got shape {tuple(x.shape)}"
             )
+        if x.dtype != self.weight_ih_l0.dtype:  # torch.nn's check and words
+            raise ValueError(
+                f"input must have the type {self.weight_ih_l0.dtype}, got type {x.dtype}"
+            )
         if x.ndim == 2:
-            return x.unsqueeze(0), True
-        return (x if self.batch_first else x.transpose(0, 1)), False
+            x, unbatched = x.unsqueeze(0), True
+        else:
+            x, unbatched = (x if self.batch_first else x.transpose(0, 1)), False
+        if x.shape[1] == 0:
+            raise ValueError("Expected sequence length to be larger than 0 in RNN")
+        return x, unbatched
 
     def _state(self, hx: Any, name: str, n: int, like: torch.Tensor, unbatched: bool) -> Any:
         """A state of ``torch.nn``'s shape (1, N, H), or (1, H) unbatched, as (N, H)."""
