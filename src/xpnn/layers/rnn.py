@@ -206,7 +206,8 @@ def rnn_forward(x: Any, h0: Any, Wx: Any, Wh: Any, b: Any) -> tuple[Any, RnnCach
     Returns
     -------
     h : array, shape (N, T, H)
-        The hidden state after each step.
+        The hidden state after each step: a view of the states the cache keeps, so
+        change a copy of it, not ``h`` itself in place, before :func:`rnn_backward`.
     cache : RnnCache
         For :func:`rnn_backward`.
     """
@@ -417,6 +418,8 @@ def lstm_forward(x: Any, h0: Any, Wx: Any, Wh: Any, b: Any) -> tuple[Any, LstmCa
     Returns
     -------
     h : array, shape (N, T, H)
+        The hidden state after each step: a view of the states the cache keeps, so
+        change a copy of it, not ``h`` itself in place, before :func:`lstm_backward`.
     cache : LstmCache
         For :func:`lstm_backward`.
     """
