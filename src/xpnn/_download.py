@@ -27,12 +27,18 @@ import urllib.parse
 import urllib.request
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import Any
 
-__all__ = ["as_md5", "download", "install", "md5_of", "safe_extract", "temporary_directory"]
+__all__ = [
+    "as_md5",
+    "download",
+    "fetch_and_install",
+    "md5_of",
+    "safe_extract",
+    "temporary_directory",
+]
 
 _CHUNK = 1 << 20
 #: Seconds to wait for the server to answer (per blocking operation, not for the whole file).
@@ -190,27 +196,57 @@ def temporary_directory(parent: Path, prefix: str) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def install(archive: Path, directory: Path, name: str, problem: Any) -> Path:
-    """Unpack ``archive`` (:func:`safe_extract`) into a temporary folder of ``directory``
-    and move its top folder ``name`` to ``directory / name`` with one rename, so that an
-    interrupted or failed run leaves no half-written folder.
+def fetch_and_install(
+    url: str,
+    directory: Path,
+    name: str,
+    *,
+    missing: Callable[[Path], list[str]],
+    what: str,
+    md5: str | None,
+    progress: bool,
+    help_text: str,
+    mismatch_help: str = "",
+) -> Path:
+    """Make ``directory / name`` hold a dataset, downloading its archive if it does not.
 
-    ``problem(path)`` says what is wrong with an unpacked folder (None: it is complete);
-    an incomplete one raises a ValueError with that text and installs nothing. Another
-    run that installed the same folder first is not an error.
+    ``missing(path)`` lists the files a folder lacks (none: it is complete), and ``what``
+    names the dataset in messages. A complete folder is returned as it is; an incomplete
+    one raises a FileExistsError and is left alone. Otherwise the archive is downloaded
+    (:func:`download`, checked against ``md5``), unpacked (:func:`safe_extract`) into a
+    temporary folder of ``directory``, and its top folder ``name`` moved into place with
+    one rename, so that an interrupted or failed run leaves neither a partial archive nor
+    a half-written folder. An archive without every file raises a ValueError and installs
+    nothing; another run that installed the same folder first is not an error.
     """
     target = directory / name
-    with temporary_directory(directory, ".xpnn-extract-") as staging:
-        safe_extract(archive, staging)
-        unpacked = staging / name
-        wrong = problem(unpacked)
-        if wrong is not None:
-            raise ValueError(f"{wrong}; nothing was installed")
-        try:
-            unpacked.rename(target)
-        except OSError:
-            if problem(target) is not None:  # not a concurrent run that finished first
-                raise
+    if not missing(target):
+        return target
+    if target.exists():
+        raise FileExistsError(
+            f"{target} exists but lacks {', '.join(missing(target))}; it was left as it is: "
+            f"remove it and run again to download {what}"
+        )
+    directory.mkdir(parents=True, exist_ok=True)
+    archive = download(url, directory, md5=md5, progress=progress, help_text=help_text,
+                       mismatch_help=mismatch_help)  # fmt: skip
+    try:
+        with temporary_directory(directory, ".xpnn-extract-") as staging:
+            safe_extract(archive, staging)
+            unpacked = staging / name
+            lacking = missing(unpacked)
+            if lacking:
+                raise ValueError(
+                    f"the archive does not hold {what}: {name}/ lacks {', '.join(lacking)}; "
+                    "nothing was installed"
+                )
+            try:
+                unpacked.rename(target)
+            except OSError:
+                if missing(target):  # not a concurrent run that finished first
+                    raise
+    finally:
+        archive.unlink(missing_ok=True)
     return target
 
 

@@ -263,18 +263,6 @@ def _every_missing(path: Path) -> list[str]:
     return sorted(set(_missing(path, True)) | set(_missing(path, False)))
 
 
-def _complete(path: Path) -> bool:
-    return not _every_missing(path)
-
-
-def _archive_problem(unpacked: Path) -> str | None:
-    missing = _every_missing(unpacked)
-    if not missing:
-        return None
-    return (f"the archive does not hold the COCO captioning data: {_DIRNAME}/ lacks "
-            f"{', '.join(missing)}")  # fmt: skip
-
-
 def download_coco(
     directory: str | os.PathLike | None = None,
     *,
@@ -315,28 +303,14 @@ def download_coco(
     """
     expected = None if md5 is None else _download.as_md5(md5)
     directory = default_data_dir() if directory is None else Path(directory).expanduser()
-    target = directory / _DIRNAME
-    if _complete(target):
-        return target
-    if target.exists():
-        missing = _every_missing(target)
-        raise FileExistsError(
-            f"{target} exists but lacks {', '.join(missing)}; it was left as it is: remove it "
-            "and run again to download the COCO captioning data"
-        )
-    directory.mkdir(parents=True, exist_ok=True)
     help_text = (
         "Check the connection, give another address (download_coco(url=...), or xpnn "
         f"download coco --url URL), or download {COCO_URL} by hand and pass its path as url."
     )
-    archive = _download.download(
-        url, directory, md5=expected, progress=progress, help_text=help_text
-    )
-    try:
-        _download.install(archive, directory, _DIRNAME, _archive_problem)
-    finally:
-        archive.unlink(missing_ok=True)
-    return target
+    return _download.fetch_and_install(
+        url, directory, _DIRNAME, missing=_every_missing, what="the COCO captioning data",
+        md5=expected, progress=progress, help_text=help_text,
+    )  # fmt: skip
 
 
 # --------------------------------------------------------------------------- offline

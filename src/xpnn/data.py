@@ -592,34 +592,16 @@ def download_cifar10(
     expected = _expected_md5(url, md5, verify)
     directory = default_data_dir() if directory is None else Path(directory).expanduser()
     target = directory / _CIFAR10_DIRNAME
-    if _complete(target):
-        return target
-    if target.exists():
-        missing = _missing_cifar10_files(target)
-        raise FileExistsError(
-            f"{target} exists but lacks {', '.join(missing) or 'its batch files'}; it was "
-            "left as it is: remove it and run again to download CIFAR-10"
-        )
-    directory.mkdir(parents=True, exist_ok=True)
     help_text = (
         "Check the connection, give another address (download_cifar10(url=...), or "
         f"xpnn download cifar10 --url URL), or download {CIFAR10_URL} by hand and pass its "
         "path as url (or unpack it yourself so that "
         f"{target} holds data_batch_1 ... data_batch_5 and test_batch)."
     )
-    archive = _download.download(
-        url,
-        directory,
-        md5=expected,
-        progress=progress,
-        help_text=help_text,
-        mismatch_help=_mismatch_help(url),
-    )
-    try:
-        _unpack_cifar10(archive, directory, target)
-    finally:
-        archive.unlink(missing_ok=True)
-    return target
+    return _download.fetch_and_install(
+        url, directory, _CIFAR10_DIRNAME, missing=_missing_cifar10_files, what="CIFAR-10",
+        md5=expected, progress=progress, help_text=help_text, mismatch_help=_mismatch_help(url),
+    )  # fmt: skip
 
 
 def _expected_md5(url: str, md5: str | None, verify: bool) -> str | None:
@@ -647,16 +629,6 @@ def _mismatch_help(url: str) -> str:
         "(download_cifar10(md5=...), xpnn download cifar10 --md5 HEX) or skip the check "
         "(verify=False, --no-verify)."
     )
-
-
-def _unpack_cifar10(archive: Path, directory: Path, target: Path) -> None:
-    def problem(unpacked: Path) -> str | None:
-        if _complete(unpacked):
-            return None
-        return (f"the archive does not hold CIFAR-10's Python version: expected "
-                f"{_CIFAR10_DIRNAME}/ with {', '.join(_CIFAR10_FILES)}")  # fmt: skip
-
-    _download.install(archive, directory, target.name, problem)
 
 
 # --------------------------------------------------------------------------- digits
