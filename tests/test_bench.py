@@ -225,6 +225,7 @@ def test_the_torch_captioner_computes_the_captioning_rnn_s_loss(monkeypatch):
     torch = pytest.importorskip("torch")
     from xpnn.bench import sequence
     from xpnn.classifiers import CaptioningRNN
+    from xpnn.layers.rnn import torch_gate_order
 
     small = {"n": 4, "steps": 5, "input_dim": 6, "wordvec": 3, "hidden": 4, "vocabulary": 9}
     monkeypatch.setattr(sequence, "CAPTIONING", small)
@@ -240,9 +241,9 @@ def test_the_torch_captioner_computes_the_captioning_rnn_s_loss(monkeypatch):
         net.proj.weight.copy_(p["W_proj"].T)
         net.proj.bias.copy_(p["b_proj"])
         net.embed.weight.copy_(p["W_embed"])
-        net.lstm.weight_ih_l0.copy_(sequence._torch_gate_order(p["Wx"], 4).T)
-        net.lstm.weight_hh_l0.copy_(sequence._torch_gate_order(p["Wh"], 4).T)
-        net.lstm.bias_ih_l0.copy_(sequence._torch_gate_order(p["b"], 4))
+        net.lstm.weight_ih_l0.copy_(torch_gate_order(p["Wx"]).T)
+        net.lstm.weight_hh_l0.copy_(torch_gate_order(p["Wh"]).T)
+        net.lstm.bias_ih_l0.copy_(torch_gate_order(p["b"]))
         net.lstm.bias_hh_l0.zero_()
         net.vocab.weight.copy_(p["W_vocab"].T)
         net.vocab.bias.copy_(p["b_vocab"])

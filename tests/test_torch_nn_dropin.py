@@ -566,7 +566,7 @@ def test_a_wrong_gate_order_is_caught(monkeypatch):
     twin.load_state_dict(reference.state_dict())
     x = torch.randn(2, 3, 4, dtype=torch.float64)
     torch.testing.assert_close(twin(x)[0], reference(x)[0])
-    monkeypatch.setattr(module, "_xpnn_gate_order", lambda a, hidden: a)
+    monkeypatch.setattr(module, "torch_gate_order", lambda a, axis=-1: a)
     assert not torch.allclose(twin(x)[0], reference(x)[0], atol=1e-3)
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import optim
 from ..classifiers.rnn import CaptioningRNN
-from ..layers.rnn import lstm_backward, lstm_forward
+from ..layers.rnn import lstm_backward, lstm_forward, torch_gate_order
 from ._case import Case
 
 __all__ = ["CAPTIONING", "LSTM_SHAPE", "jax_cases", "torch_cases"]  # and the sides, for tests
@@ -67,14 +67,6 @@ def xpnn_lstm(x: Any, h0: Any, Wx: Any, Wh: Any, b: Any, dh: Any) -> Callable[[]
     return run
 
 
-def _torch_gate_order(a: Any, hidden: int) -> Any:
-    """xpnn's gate blocks (i, f, o, g) along the last axis, as torch's (i, f, g, o)."""
-    import torch
-
-    i, f, o, g = torch.split(a, hidden, dim=-1)
-    return torch.cat([i, f, g, o], dim=-1)
-
-
 def _torch_lstm(host: dict[str, np.ndarray], device: Any) -> Callable[[], Any]:
     """torch.nn.LSTM with xpnn's weights, forward and backward from the same ``dh``."""
     import torch
@@ -84,9 +76,9 @@ def _torch_lstm(host: dict[str, np.ndarray], device: Any) -> Callable[[], Any]:
     lstm = torch.nn.LSTM(LSTM_SHAPE["dim"], hidden, batch_first=True)
     lstm = lstm.to(device=device, dtype=dtype)
     with torch.no_grad():
-        lstm.weight_ih_l0.copy_(_torch_gate_order(torch.from_numpy(host["Wx"]), hidden).T)
-        lstm.weight_hh_l0.copy_(_torch_gate_order(torch.from_numpy(host["Wh"]), hidden).T)
-        lstm.bias_ih_l0.copy_(_torch_gate_order(torch.from_numpy(host["b"]), hidden))
+        lstm.weight_ih_l0.copy_(torch_gate_order(torch.from_numpy(host["Wx"])).T)
+        lstm.weight_hh_l0.copy_(torch_gate_order(torch.from_numpy(host["Wh"])).T)
+        lstm.bias_ih_l0.copy_(torch_gate_order(torch.from_numpy(host["b"])))
         lstm.bias_hh_l0.zero_()
     x = torch.from_numpy(host["x"]).to(device).requires_grad_()
     h0 = torch.from_numpy(host["h0"]).to(device)[None].requires_grad_()

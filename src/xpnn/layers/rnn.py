@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from .. import _native
+from .._backend import array_namespace, device_of
 from ._validate import (
     Array,
     Dtypes,
@@ -259,6 +260,18 @@ def rnn_backward(dh: Any, cache: RnnCache) -> tuple[Any, Any, Any, Any, Any]:
 
 
 # --------------------------------------------------------------------------- LSTM
+
+
+def torch_gate_order(a: Any, axis: int = -1) -> Any:
+    """The LSTM's ``4H`` gate blocks of ``a`` along ``axis`` in the other gate order: xpnn's
+    (i, f, o, g) as ``torch.nn.LSTM``'s (i, f, g, o), and torch's as xpnn's (the swap of
+    the last two blocks is its own inverse). A new array, on ``a``'s backend and device;
+    differentiable where the backend's ``take`` is (torch autograd, JAX).
+    """
+    xp = array_namespace(a)
+    hidden = a.shape[axis] // 4
+    blocks = [*range(2 * hidden), *range(3 * hidden, 4 * hidden), *range(2 * hidden, 3 * hidden)]
+    return xp.take(a, xp.asarray(blocks, device=device_of(a)), axis=axis)
 
 
 def _lstm_cell(xp: Any, a: Any, prev_c: Any, hidden: int) -> tuple[Any, ...]:

@@ -126,20 +126,14 @@ def _torch_conv_bn_relu(torch, x, w, b, gamma, beta, conv_param, bn_param):
 # them. torch orders the LSTM gates i, f, g, o; ours are i, f, o, g.
 
 
-def _torch_gates(torch: Any, a: Any) -> Any:
-    """Our (..., 4H) gate columns i, f, o, g in torch's order i, f, g, o."""
-    i, f, o, g = torch.chunk(a, 4, dim=-1)
-    return torch.cat([i, f, g, o], dim=-1)
-
-
 def _torch_recurrent(torch: Any, kind: str, x: Any, h0: Any, Wx: Any, Wh: Any, b: Any) -> Any:
     d, hidden = x.shape[-1], h0.shape[-1]
     lstm = kind == "lstm"
     module = (torch.nn.LSTM if lstm else torch.nn.RNN)(d, hidden, batch_first=True)
     module = module.to(torch.float64)
-    weights = _torch_gates(torch, Wx).T if lstm else Wx.T
-    recurrent = _torch_gates(torch, Wh).T if lstm else Wh.T
-    bias = _torch_gates(torch, b) if lstm else b
+    weights = rnn.torch_gate_order(Wx).T if lstm else Wx.T
+    recurrent = rnn.torch_gate_order(Wh).T if lstm else Wh.T
+    bias = rnn.torch_gate_order(b) if lstm else b
     state = {
         "weight_ih_l0": weights,
         "weight_hh_l0": recurrent,
@@ -158,9 +152,9 @@ def _torch_rnn_step(torch: Any, x: Any, prev_h: Any, Wx: Any, Wh: Any, b: Any) -
 def _torch_lstm_step(torch: Any, x: Any, prev_h: Any, prev_c: Any, Wx: Any, Wh: Any, b: Any):
     cell = torch.nn.LSTMCell(x.shape[1], prev_h.shape[1]).to(torch.float64)
     state = {
-        "weight_ih": _torch_gates(torch, Wx).T,
-        "weight_hh": _torch_gates(torch, Wh).T,
-        "bias_ih": _torch_gates(torch, b),
+        "weight_ih": rnn.torch_gate_order(Wx).T,
+        "weight_hh": rnn.torch_gate_order(Wh).T,
+        "bias_ih": rnn.torch_gate_order(b),
         "bias_hh": torch.zeros_like(b),
     }
     h, c = torch.func.functional_call(cell, state, (x, (prev_h, prev_c)))

@@ -52,6 +52,7 @@ import torch
 from torch.nn import Flatten, Module, Parameter, Sequential, functional, init
 
 from .._params import count
+from ..layers.rnn import torch_gate_order
 from . import functional as XF
 
 __all__ = [
@@ -445,12 +446,6 @@ class RNN(_Recurrent, torch.nn.RNN):
         return self._output(h, unbatched), h[:, -1].reshape(shape)
 
 
-def _xpnn_gate_order(a: torch.Tensor, hidden: int) -> torch.Tensor:
-    """torch's LSTM gate blocks (i, f, g, o) along axis 0, as xpnn's (i, f, o, g)."""
-    i, f, g, o = a.split(hidden, dim=0)
-    return torch.cat([i, f, o, g], dim=0)
-
-
 class LSTM(_Recurrent, torch.nn.LSTM):
     """``torch.nn.LSTM`` (one layer) computed by xpnn's LSTM step, forward and backward.
 
@@ -475,9 +470,9 @@ class LSTM(_Recurrent, torch.nn.LSTM):
         h0, c0 = (None, None) if hx is None else hx
         h = self._state(h0, "h_0", n, x, unbatched)
         c = self._state(c0, "c_0", n, x, unbatched)
-        Wx = _xpnn_gate_order(self.weight_ih_l0, hidden).T
-        Wh = _xpnn_gate_order(self.weight_hh_l0, hidden).T
-        b = _xpnn_gate_order(self._bias(4, x), hidden)
+        Wx = torch_gate_order(self.weight_ih_l0, axis=0).T  # torch's (i, f, g, o) as xpnn's
+        Wh = torch_gate_order(self.weight_hh_l0, axis=0).T
+        b = torch_gate_order(self._bias(4, x), axis=0)
         hs = []
         for t in range(x.shape[1]):
             h, c = XF.lstm_step(x[:, t], h, c, Wx, Wh, b)
