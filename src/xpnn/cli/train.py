@@ -269,19 +269,15 @@ def _train(args: argparse.Namespace) -> int:
     devices = None
     if args.backend == "jax" and (args.devices is not None or distributed):
         devices, data = _data_parallel(args, settings, data, process, processes)
-    checkpoint_name = None
-    if args.checkpoint_dir is not None:
-        checkpoint_name = str(args.checkpoint_dir / f"{settings['model']}_{settings['dataset']}")
-    run_info = {k: settings[k] for k in _RUN_INFO_KEYS}
+    loop = _loop_options(args, settings)
     if settings["framework"] == "torch":
         solver, model_name = train_torch.make_trainer(
-            settings, data, torch_device, checkpoint_name=checkpoint_name, quiet=args.quiet,
-            run_info=run_info,
+            settings, data, torch_device, checkpoint_name=loop["checkpoint_name"],
+            quiet=args.quiet, run_info=loop["run_info"],
         )  # fmt: skip
         backend, where = "torch", f"torch framework, {torch_device}"
     else:
-        solver, model_name = _solver(args, settings, data, checkpoint_name, run_info, device,
-                                     devices)  # fmt: skip
+        solver, model_name = _solver(args, settings, data, loop, device, devices)
         backend = where = args.backend
         if devices is not None:
             where += f", {_count(devices, 'device')}" + (
@@ -357,11 +353,9 @@ def _train_captions(args: argparse.Namespace, settings: dict[str, Any]) -> int:
     _require_backend(args.backend)
     device = _device(args.backend, args.device)
     data = train_captions.load(settings, args.data_dir, UsageError)
-    checkpoint_name = None
-    if args.checkpoint_dir is not None:
-        checkpoint_name = str(args.checkpoint_dir / f"{settings['model']}_{settings['dataset']}")
-    run_info = {k: settings[k] for k in _RUN_INFO_KEYS}
-    solver = train_captions.make_solver(args, settings, data, device, checkpoint_name, run_info)
+    solver = train_captions.make_solver(
+        args, settings, data, device, _loop_options(args, settings)
+    )
     first_epoch = _resume(args, solver, settings["epochs"], quiet=args.quiet)
     with _thread_limit(settings["threads"], backend=args.backend, framework="xpnn"):
         try:
@@ -500,12 +494,32 @@ def _use_compilation_cache(jax: Any) -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
 
 
+def _loop_options(args: argparse.Namespace, settings: dict[str, Any]) -> dict[str, Any]:
+    """The keyword arguments of the training loop that every xpnn run takes (Solver and
+    CaptioningSolver): update rule, learning rate and its decay, batch size, epochs,
+    checkpoints, output, seed, and the settings a checkpoint records."""
+    checkpoint_name = None
+    if args.checkpoint_dir is not None:
+        checkpoint_name = str(args.checkpoint_dir / f"{settings['model']}_{settings['dataset']}")
+    return {
+        "update_rule": settings["update_rule"],
+        "optim_config": {"learning_rate": settings["lr"]},
+        "lr_decay": 0.95,
+        "batch_size": settings["batch_size"],
+        "num_epochs": settings["epochs"],
+        "checkpoint_name": checkpoint_name,
+        "print_every": 50,
+        "verbose": not args.quiet,
+        "seed": settings["seed"],
+        "run_info": {k: settings[k] for k in _RUN_INFO_KEYS},
+    }
+
+
 def _solver(
     args: argparse.Namespace,
     settings: dict[str, Any],
     data: dict[str, Any],
-    checkpoint_name: str | None,
-    run_info: dict[str, Any],
+    loop: dict[str, Any],
     device: Any = None,
     devices: int | None = None,
 ) -> tuple[Any, str]:
@@ -514,22 +528,7 @@ def _solver(
 
     model = _model(settings["model"], data["X_train"].shape[1:], args.backend, device,
                    settings["seed"])  # fmt: skip
-    solver = Solver(
-        model,
-        data,
-        update_rule=settings["update_rule"],
-        optim_config={"learning_rate": settings["lr"]},
-        lr_decay=0.95,
-        batch_size=settings["batch_size"],
-        num_epochs=settings["epochs"],
-        num_train_samples=1000,
-        checkpoint_name=checkpoint_name,
-        print_every=50,
-        verbose=not args.quiet,
-        seed=settings["seed"],
-        run_info=run_info,
-        devices=devices,
-    )
+    solver = Solver(model, data, num_train_samples=1000, devices=devices, **loop)
     return solver, type(model).__name__
 
 

@@ -76,9 +76,10 @@ def make_solver(
     settings: dict[str, Any],
     data: dict[str, Any],
     device: Any,
-    checkpoint_name: str | None,
-    run_info: dict[str, Any],
+    loop: dict[str, Any],
 ) -> Any:
+    """CaptioningRNN, sized for the dataset, and its CaptioningSolver with the training
+    loop's options ``loop`` (those of every ``xpnn train`` run)."""
     from ..captioning_solver import CaptioningSolver
     from ..classifiers import CaptioningRNN
 
@@ -92,20 +93,7 @@ def make_solver(
         device=device,
         **SIZES[settings["dataset"]],
     )
-    return CaptioningSolver(
-        model,
-        data,
-        update_rule=settings["update_rule"],
-        optim_config={"learning_rate": settings["lr"]},
-        lr_decay=0.95,
-        batch_size=settings["batch_size"],
-        num_epochs=settings["epochs"],
-        checkpoint_name=checkpoint_name,
-        print_every=50,
-        verbose=not args.quiet,
-        seed=settings["seed"],
-        run_info=run_info,
-    )
+    return CaptioningSolver(model, data, **loop)
 
 
 def finish(
