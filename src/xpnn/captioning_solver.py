@@ -89,7 +89,6 @@ class CaptioningSolver(Solver):
         self.parallel, self._compiled = None, None
         self.jit = self._jit_setting(jit)
         self.num_train_samples = self.num_val_samples = None
-        self.X_train = self.data["train_captions"]  # what the loop counts an epoch in
         self._reset()
         self._captions_checked: Any = None
 
