@@ -8,7 +8,6 @@ its leg of the gradient matrix runs every layer under ``jax.jit``.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import threading
@@ -95,12 +94,11 @@ class Backend:
 
     def full_precision(self) -> Any:
         """A context with float32 products at float32 precision: JAX on a GPU uses TF32
-        by default (``jax.default_matmul_precision``); the other backends already do."""
-        if self.name != "jax":
-            return contextlib.nullcontext()
-        import jax
+        by default (``jax.default_matmul_precision``); the other backends already do. The
+        gradient checks' own context (``xpnn.layer_checks``)."""
+        from xpnn.layer_checks.runner import _full_precision
 
-        return jax.default_matmul_precision("highest")
+        return _full_precision(self.xp)
 
     @property
     def compile(self) -> Any:

@@ -344,3 +344,13 @@ def test_bad_arguments_name_themselves():
         CaptioningRNN({"<NULL>": 0}, dtype="float64")
     with pytest.raises(ValueError, match="Unrecognized arguments 'lr'"):
         CaptioningSolverPytorch(CaptioningRNN({"<NULL>": 0}), {}, lr=1)
+
+
+def test_the_edition_s_sigmoid_helper_is_stable():
+    """Finite at any magnitude, and 1 / (1 + exp(-x)) where that does not overflow."""
+    namespace = run_cell("rnn_forward")
+    x = torch.linspace(-30, 30, 61, dtype=torch.float64)
+    want = 1 / (1 + np.exp(-x.numpy()))
+    np.testing.assert_allclose(namespace["sigmoid"](x).numpy(), want, rtol=1e-14)
+    extreme = namespace["sigmoid"](torch.tensor([-1e4, 1e4], dtype=torch.float32))
+    assert extreme.tolist() == [0.0, 1.0]
