@@ -220,6 +220,32 @@ def test_both_sides_of_the_lstm_case_compute_the_same_gradients(monkeypatch):
     np.testing.assert_allclose(dx, theirs.numpy(), rtol=1e-10, atol=1e-12)
 
 
+def test_both_sides_of_each_lstm_stage_compute_the_same_thing(monkeypatch):
+    """The stages of the LSTM row (shown when its target is missed): the forward pass
+    gives torch.nn.LSTM's hidden states, and the products alone are the same products on
+    both sides, with the LSTM's shapes: the projection, 2T step products, dx, dWx, dWh."""
+    pytest.importorskip("torch")
+    from xpnn.bench import sequence
+
+    shape = {"n": 3, "steps": 4, "dim": 5, "hidden": 5}  # D = H, as in the real row
+    monkeypatch.setattr(sequence, "LSTM_SHAPE", shape)
+    host = sequence._lstm_arrays(np.random.default_rng(0), "float64", 4)
+    forward, products = sequence._lstm_stages(lambda *a: list(a), host, "cpu")
+    assert forward.name == "forward"
+    np.testing.assert_allclose(forward.ours()[0], forward.reference().numpy(), rtol=1e-10)
+    assert products.name == "the matrix products alone, 0.0 GFLOP"
+    ours, theirs = products.ours(), products.reference()
+    assert len(ours) == len(theirs) == 2 * shape["steps"] + 4
+    assert [p.shape for p in ours] == [tuple(p.shape) for p in theirs]
+    n, steps = shape["n"], shape["steps"]
+    assert ours[0].shape == (n * steps, 20)  # x Wx
+    assert {p.shape for p in ours[1 : steps + 1]} == {(n, 20)}  # h Wh
+    assert {p.shape for p in ours[steps + 1 : 2 * steps + 1]} == {(n, 5)}  # da Wh^T
+    assert [p.shape for p in ours[-3:]] == [(n * steps, 5), (5, 20), (5, 20)]  # dx dWx dWh
+    for a, b in zip(ours, theirs, strict=True):
+        np.testing.assert_allclose(a, b.numpy(), rtol=1e-12)
+
+
 def test_the_torch_captioner_computes_the_captioning_rnn_s_loss(monkeypatch):
     """The reference of the captioning step, with the xpnn model's weights, has its loss."""
     torch = pytest.importorskip("torch")
@@ -282,6 +308,8 @@ def test_only_times_the_rows_it_names(monkeypatch, capsys):
     monkeypatch.setattr(sequence, "LSTM_SHAPE", {"n": 2, "steps": 3, "dim": 4, "hidden": 5})
     results = bench.run("numpy", progress=lambda line: None, only="LSTM")
     assert [row.case.op for row in results.rows] == ["lstm fwd+bwd", "lstm fwd+bwd"]
-    assert len(timed) == 2 and not results.naive
+    # each row misses its target at the fake 2x, so its two stages are timed after it
+    assert len(timed) == 2 * 3 and not results.naive
+    assert results.rows[0].stages[0].name == "forward"
     assert main(["bench", "--only", "lstm", "--out", "x.md"]) == 2
     assert "give one" in capsys.readouterr().err

@@ -253,17 +253,28 @@ def scatter_add_rows(index: Any, values: Any, rows: int) -> Any:
 # --------------------------------------------------------------------------- LSTM on NumPy
 
 
-def lstm_sequence(projected: Any, h0: Any, Wh: Any) -> tuple[Any, Any, Any] | None:
-    """The LSTM's time loop on NumPy, or None elsewhere (the layer then runs :func:`scan`).
+def lstm_sequence(x: Any, h0: Any, Wx: Any, Wh: Any, b: Any) -> tuple[Any, Any, Any] | None:
+    """The LSTM's forward pass on NumPy, or None elsewhere (the layer then runs :func:`scan`).
 
-    The same formulas as ``xpnn.layers.rnn``'s portable step, in the same order, so the
-    results are the same to the last bit: ``a = x_t Wx + b + h_{t-1} Wh`` (``projected``
-    holds ``x_t Wx + b``, time-major ``(T, N, 4H)``), the gates ``i, f, o`` through the
-    sigmoid ``0.5 tanh(0.5 z) + 0.5`` and ``g`` through ``tanh``,
+    The same formulas as ``xpnn.layers.rnn``'s portable path, in the same order, so the
+    results are the same to the last bit: the input projection ``x_t Wx + b`` of every step
+    in one product, then per step ``a = (x_t Wx + b) + h_{t-1} Wh``, the gates ``i, f, o``
+    through the sigmoid ``0.5 tanh(0.5 z) + 0.5`` and ``g`` through ``tanh``,
     ``c_t = f c_{t-1} + i g`` from ``c_0 = 0``, ``h_t = o tanh(c_t)``. What differs is
-    where they are written: each step's product, gates and states go straight into the
-    stacked outputs, and every elementwise pass writes into a buffer with ``out=`` (one
-    pass over memory each, no temporaries, no stacking afterwards).
+    where they are written: the projection goes straight into the stacked gates (no
+    second array of that size), each step's pre-activations, gates and states are made in
+    place there, and every elementwise pass writes into a buffer with ``out=``. The one
+    ``tanh`` of a step runs over all four gate blocks at once (contiguous memory; ``i, f,
+    o`` are scaled by 1/2 before it, exactly).
+
+    Parameters
+    ----------
+    x : (N, T, D)
+    h0 : (N, H)
+    Wx : (D, 4H)
+    Wh : (H, 4H)
+    b : (4H,)
+        All of one floating dtype (the layer has promoted them).
 
     Returns
     -------
@@ -271,29 +282,34 @@ def lstm_sequence(projected: Any, h0: Any, Wh: Any) -> tuple[Any, Any, Any] | No
     gates : (T, N, 4H)
         The activated gates i, f, o, g of every step.
     """
-    if getattr(_state, "disabled", False) or backend_name(projected) != "numpy":
+    if getattr(_state, "disabled", False) or backend_name(x) != "numpy":
         return None
     import numpy as np
 
-    steps, n, width = projected.shape
+    n, steps, dim = x.shape
+    width = Wx.shape[1]
     hidden = width // 4
-    dtype = np.result_type(projected, h0, Wh)
+    dtype = np.result_type(x, h0, Wx, Wh, b)
     gates = np.empty((steps, n, width), dtype)
+    rows = gates.reshape(steps * n, width)
+    np.matmul(x.transpose(1, 0, 2).reshape(steps * n, dim), Wx, out=rows)
+    rows += b
     hs = np.empty((steps, n, hidden), dtype)
     cs = np.empty((steps, n, hidden), dtype)
+    recurrent = np.empty((n, width), dtype)
     ig = np.empty((n, hidden), dtype)
     h, c = h0, np.zeros((n, hidden), dtype)
     for t in range(steps):
         a = gates[t]
-        np.matmul(h, Wh, out=a)
-        a += projected[t]
-        z, g = a[:, : 3 * hidden], a[:, 3 * hidden :]
+        np.matmul(h, Wh, out=recurrent)
+        a += recurrent
+        z = a[:, : 3 * hidden]
         np.multiply(0.5, z, out=z)  # the sigmoid: 0.5 tanh(0.5 z) + 0.5
-        np.tanh(z, out=z)
+        np.tanh(a, out=a)  # and g = tanh(a_g), in the same pass
         np.multiply(0.5, z, out=z)
         z += 0.5
-        np.tanh(g, out=g)
         i, f, o = z[:, :hidden], z[:, hidden : 2 * hidden], z[:, 2 * hidden :]
+        g = a[:, 3 * hidden :]
         np.multiply(f, c, out=cs[t])
         np.multiply(i, g, out=ig)
         cs[t] += ig

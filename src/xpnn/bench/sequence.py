@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,7 @@ import numpy as np
 from .. import optim
 from ..classifiers.rnn import CaptioningRNN
 from ..layers.rnn import lstm_backward, lstm_forward, torch_gate_order
-from ._case import Case
+from ._case import Case, Stage
 
 __all__ = ["CAPTIONING", "LSTM_SHAPE", "jax_cases", "torch_cases"]  # and the sides, for tests
 
@@ -33,9 +34,12 @@ CAPTIONING = {"n": 50, "steps": 16, "input_dim": 512, "wordvec": 256, "hidden": 
               "vocabulary": 1004}  # fmt: skip
 
 _LIMIT = (
-    "xpnn's LSTM is two matrix products per step (the input projection of every step is one "
-    "product up front) and a dozen elementwise passes over the (N, 4H) gates, each a "
-    "separate call; torch.nn.LSTM runs the gates of a step in fused kernels."
+    "xpnn's LSTM does the matrix products torch.nn.LSTM does (the input projection and the "
+    "gradients of x and of the weights as one product each over all steps, the recurrence "
+    "step by step, forward and back), in the array library's BLAS: on NumPy that is "
+    "OpenBLAS, where torch has its own (MKL on x86). Around them, each step makes about a "
+    "dozen elementwise passes over the (N, 4H) gates each way, on NumPy one thread each; "
+    "torch's CPU LSTM makes as many separate passes, on all its threads."
 )
 
 
@@ -67,8 +71,47 @@ def xpnn_lstm(x: Any, h0: Any, Wx: Any, Wh: Any, b: Any, dh: Any) -> Callable[[]
     return run
 
 
-def _torch_lstm(host: dict[str, np.ndarray], device: Any) -> Callable[[], Any]:
-    """torch.nn.LSTM with xpnn's weights, forward and backward from the same ``dh``."""
+def _lstm_products(x_rows: Any, h: Any, Wx: Any, Wh: Any, das_rows: Any) -> Any:
+    """The matrix products of an LSTM's forward and backward pass, at its shapes: the input
+    projection, ``h_{t-1} Wh`` and ``da_t Wh^T`` of every step, then ``dx``, ``dWx`` and
+    ``dWh`` over all steps (x_rows and das_rows hold the T*N rows of every step)."""
+    n = h.shape[0]
+    steps = x_rows.shape[0] // n
+    products = [x_rows @ Wx] + [h @ Wh for _ in range(steps)]
+    products += [das_rows[t * n : (t + 1) * n] @ Wh.mT for t in range(steps)]
+    # dx, dWx, and dWh (whose shapes are dWx's, as D = H here)
+    products += [das_rows @ Wx.mT, x_rows.mT @ das_rows, x_rows.mT @ das_rows]
+    return products
+
+
+def _lstm_stages(arrays: Callable, host: dict[str, np.ndarray], device: Any) -> tuple:
+    """The forward pass, and the matrix products alone, on both sides."""
+    import torch
+
+    s = LSTM_SHAPE
+    rows = s["n"] * s["steps"]
+    # the values do not change a matrix multiply's time: constants, quick to make
+    products = [np.full(shape, 0.5, host["x"].dtype) for shape in (
+        (rows, s["dim"]), (s["n"], s["hidden"]), (s["dim"], 4 * s["hidden"]),
+        (s["hidden"], 4 * s["hidden"]), (rows, 4 * s["hidden"]))]  # fmt: skip
+    forward_args = [host[k] for k in ("x", "h0", "Wx", "Wh", "b")]
+    lstm = _torch_lstm(host, device, forward_only=True)
+    flops = 6 * 2 * rows * s["dim"] * 4 * s["hidden"] / 1e9
+    return (
+        Stage("forward", partial(lstm_forward, *arrays(*forward_args)), lstm),
+        Stage(
+            f"the matrix products alone, {flops:.1f} GFLOP",
+            partial(_lstm_products, *arrays(*products)),
+            partial(_lstm_products, *(torch.from_numpy(p).to(device) for p in products)),
+        ),
+    )
+
+
+def _torch_lstm(
+    host: dict[str, np.ndarray], device: Any, *, forward_only: bool = False
+) -> Callable[[], Any]:
+    """torch.nn.LSTM with xpnn's weights, forward and backward from the same ``dh`` (or
+    the forward pass alone, without autograd)."""
     import torch
 
     hidden = LSTM_SHAPE["hidden"]
@@ -91,7 +134,11 @@ def _torch_lstm(host: dict[str, np.ndarray], device: Any) -> Callable[[], Any]:
         lstm(x, (h0, c0))[0].backward(dh)
         return x.grad
 
-    return run
+    def forward():
+        with torch.no_grad():
+            return lstm(x, (h0, c0))[0]
+
+    return forward if forward_only else run
 
 
 def _captions(rng: np.random.Generator) -> np.ndarray:
@@ -191,6 +238,7 @@ def torch_cases(
         ours("sync"),
         sync_torch,
         None if cuda else (1.5 if dtype == "float32" else 1.0),
+        stages=_lstm_stages(arrays, host, device),
         limit=_LIMIT,
     )
     c = CAPTIONING

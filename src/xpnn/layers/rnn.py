@@ -444,13 +444,12 @@ def lstm_forward(x: Any, h0: Any, Wx: Any, Wh: Any, b: Any) -> tuple[Any, LstmCa
         h, c, i, f, o, g = _lstm_cell(xp, a_x + h @ Wh, c, hidden)
         return (h, c), (h, c, xp.concat([i, f, o, g], axis=1))
 
-    projected = _projected(xp, x, Wx, b)
-    native = _native.lstm_sequence(projected, h0, Wh)  # NumPy: every pass in place
+    native = _native.lstm_sequence(x, h0, Wx, Wh, b)  # NumPy: every pass in place
     if native is not None:
         hs, cs, gates = native
     else:
         c0 = xp.zeros_like(h0)
-        _, (hs, cs, gates) = _native.scan(step, (h0, c0), (projected,))
+        _, (hs, cs, gates) = _native.scan(step, (h0, c0), (_projected(xp, x, Wx, b),))
     return _time_major(xp, hs), LstmCache(x, h0, Wx, Wh, hs, cs, gates, dtypes)
 
 
