@@ -2,10 +2,10 @@
 
 backend (``_config``, ``_install``, ``_io``, ``_params``, ``_download`` -> ``_backend`` ->
 ``random``, ``data``) -> numerics (``gradient_check``) and ``coco`` -> ``layers`` and ``optim`` ->
-``layer_utils`` -> ``classifiers``, ``solver`` and the layer declarations (``registry``) ->
-``layer_checks`` and the ``jax`` and ``torch`` bridges -> ``cs231n`` (re-exports) -> the
-package API (``xpnn/__init__``) -> ``cli``. Imports inside functions count too: a cycle
-held together by a deferred import is still a cycle.
+``layer_utils`` and ``images`` -> ``classifiers``, ``solver`` and the layer declarations
+(``registry``) -> ``layer_checks`` and the ``jax`` and ``torch`` bridges -> ``cs231n``
+(re-exports) -> the package API (``xpnn/__init__``) -> ``cli``. Imports inside functions
+count too: a cycle held together by a deferred import is still a cycle.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ RANKS = [
     ("xpnn.layers", 4),
     ("xpnn.optim", 5),
     ("xpnn.layer_utils", 5),
+    ("xpnn.images", 5),  # the assignment's image_utils: reading images, and a blur (conv)
     ("xpnn.classifiers", 6),
     ("xpnn.solver", 6),
     ("xpnn.captioning_solver", 7),  # the Solver's loop for captions

@@ -57,6 +57,9 @@ RNN_LAYERS = {
 ASSIGNMENT["rnn_layers"] = RNN_LAYERS
 ASSIGNMENT["classifiers.rnn"] = {"CaptioningRNN"} | RNN_LAYERS
 ASSIGNMENT["coco_utils"] = {"load_coco_data", "decode_captions", "sample_coco_minibatch", "np"}
+# image_from_url shows the COCO images in both editions' captioning notebooks.
+ASSIGNMENT["image_utils"] = {"blur_image", "preprocess_image", "deprocess_image", "image_from_url",
+                             "load_image", "SQUEEZENET_MEAN", "SQUEEZENET_STD", "np"}  # fmt: skip
 ASSIGNMENT["captioning_solver"] = {"CaptioningSolver", "optim", "np", "sample_coco_minibatch",
                                    "decode_captions"}  # fmt: skip
 # The 2025/2026 PyTorch edition's sequence modules (they need torch).
@@ -116,3 +119,29 @@ def test_the_notebook_setup_cells_import():
     assert namespace["Solver"] is xpnn.Solver
     assert namespace["FullyConnectedNet"] is xpnn.FullyConnectedNet
     assert namespace["visualize_grid"] is xpnn.vis.visualize_grid
+
+
+@pytest.mark.parametrize("edition", ["numpy", "pytorch"])
+def test_the_captioning_notebooks_setup_cells_import(edition):
+    """The setup cells of RNN_Captioning/LSTM_Captioning (NumPy edition) and of
+    RNN_Captioning_pytorch (2025/2026), with the substitution; both import image_from_url."""
+    if edition == "pytorch":
+        pytest.importorskip("torch")
+    suffix = "_pytorch" if edition == "pytorch" else ""
+    solver = "CaptioningSolverPytorch" if edition == "pytorch" else "CaptioningSolver"
+    namespace: dict = {}
+    exec(
+        "from xpnn.cs231n.gradient_check import eval_numerical_gradient, "
+        "eval_numerical_gradient_array\n"
+        f"from xpnn.cs231n.rnn_layers{suffix} import *\n"
+        f"from xpnn.cs231n.captioning_solver{suffix} import {solver}\n"
+        f"from xpnn.cs231n.classifiers.rnn{suffix} import CaptioningRNN\n"
+        "from xpnn.cs231n.coco_utils import load_coco_data, sample_coco_minibatch, "
+        "decode_captions\n"
+        "from xpnn.cs231n.image_utils import image_from_url\n",
+        namespace,
+    )
+    import xpnn.images
+
+    assert namespace["image_from_url"] is xpnn.images.image_from_url
+    assert {"rnn_forward", "lstm_forward", "word_embedding_forward", solver} <= set(namespace)
