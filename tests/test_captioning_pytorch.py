@@ -21,16 +21,17 @@ from xpnn.gradient_check import eval_numerical_gradient, rel_error  # noqa: E402
 PORT = "xpnn.cs231n"
 
 # The edition's check cells (setups and expected values as published, the NumPy edition's),
-# written as a student runs them: torch.linspace inputs, the module's star import.
+# written as the notebook writes them: NumPy inputs moved with torch.from_numpy, the
+# module's star import.
 CELLS = {
     "rnn_step_forward": (
         """
 N, D, H = 3, 10, 4
-x = torch.linspace(-0.4, 0.7, steps=N*D, dtype=torch.float64).reshape(N, D)
-prev_h = torch.linspace(-0.2, 0.5, steps=N*H, dtype=torch.float64).reshape(N, H)
-Wx = torch.linspace(-0.1, 0.9, steps=D*H, dtype=torch.float64).reshape(D, H)
-Wh = torch.linspace(-0.3, 0.7, steps=H*H, dtype=torch.float64).reshape(H, H)
-b = torch.linspace(-0.2, 0.4, steps=H, dtype=torch.float64)
+x = torch.from_numpy(np.linspace(-0.4, 0.7, num=N*D).reshape(N, D))
+prev_h = torch.from_numpy(np.linspace(-0.2, 0.5, num=N*H).reshape(N, H))
+Wx = torch.from_numpy(np.linspace(-0.1, 0.9, num=D*H).reshape(D, H))
+Wh = torch.from_numpy(np.linspace(-0.3, 0.7, num=H*H).reshape(H, H))
+b = torch.from_numpy(np.linspace(-0.2, 0.4, num=H))
 next_h = rnn_step_forward(x, prev_h, Wx, Wh, b)
 expected_next_h = np.asarray([
   [-0.58172089, -0.50182032, -0.41232771, -0.31410098],
@@ -43,11 +44,11 @@ error = rel_error(expected_next_h, next_h.numpy())
     "rnn_forward": (
         """
 N, T, D, H = 2, 3, 4, 5
-x = torch.linspace(-0.1, 0.3, steps=N*T*D, dtype=torch.float64).reshape(N, T, D)
-h0 = torch.linspace(-0.3, 0.1, steps=N*H, dtype=torch.float64).reshape(N, H)
-Wx = torch.linspace(-0.2, 0.4, steps=D*H, dtype=torch.float64).reshape(D, H)
-Wh = torch.linspace(-0.4, 0.1, steps=H*H, dtype=torch.float64).reshape(H, H)
-b = torch.linspace(-0.7, 0.1, steps=H, dtype=torch.float64)
+x = torch.from_numpy(np.linspace(-0.1, 0.3, num=N*T*D).reshape(N, T, D))
+h0 = torch.from_numpy(np.linspace(-0.3, 0.1, num=N*H).reshape(N, H))
+Wx = torch.from_numpy(np.linspace(-0.2, 0.4, num=D*H).reshape(D, H))
+Wh = torch.from_numpy(np.linspace(-0.4, 0.1, num=H*H).reshape(H, H))
+b = torch.from_numpy(np.linspace(-0.7, 0.1, num=H))
 h = rnn_forward(x, h0, Wx, Wh, b)
 expected_h = np.asarray([
   [[-0.42070749, -0.27279261, -0.11074945,  0.05740409,  0.22236251],
@@ -63,8 +64,8 @@ error = rel_error(expected_h, h.numpy())
     "word_embedding_forward": (
         """
 N, T, V, D = 2, 4, 5, 3
-x = torch.tensor([[0, 3, 1, 2], [2, 1, 0, 3]])
-W = torch.linspace(0, 1, steps=V*D, dtype=torch.float64).reshape(V, D)
+x = torch.from_numpy(np.asarray([[0, 3, 1, 2], [2, 1, 0, 3]]))
+W = torch.from_numpy(np.linspace(0, 1, num=V*D).reshape(V, D))
 out = word_embedding_forward(x, W)
 expected_out = np.asarray([
  [[ 0.,          0.07142857,  0.14285714],
@@ -82,12 +83,12 @@ error = rel_error(expected_out, out.numpy())
     "lstm_step_forward": (
         """
 N, D, H = 3, 4, 5
-x = torch.linspace(-0.4, 1.2, steps=N*D, dtype=torch.float64).reshape(N, D)
-prev_h = torch.linspace(-0.3, 0.7, steps=N*H, dtype=torch.float64).reshape(N, H)
-prev_c = torch.linspace(-0.4, 0.9, steps=N*H, dtype=torch.float64).reshape(N, H)
-Wx = torch.linspace(-2.1, 1.3, steps=4*D*H, dtype=torch.float64).reshape(D, 4 * H)
-Wh = torch.linspace(-0.7, 2.2, steps=4*H*H, dtype=torch.float64).reshape(H, 4 * H)
-b = torch.linspace(0.3, 0.7, steps=4*H, dtype=torch.float64)
+x = torch.from_numpy(np.linspace(-0.4, 1.2, num=N*D).reshape(N, D))
+prev_h = torch.from_numpy(np.linspace(-0.3, 0.7, num=N*H).reshape(N, H))
+prev_c = torch.from_numpy(np.linspace(-0.4, 0.9, num=N*H).reshape(N, H))
+Wx = torch.from_numpy(np.linspace(-2.1, 1.3, num=4*D*H).reshape(D, 4 * H))
+Wh = torch.from_numpy(np.linspace(-0.7, 2.2, num=4*H*H).reshape(H, 4 * H))
+b = torch.from_numpy(np.linspace(0.3, 0.7, num=4*H))
 next_h, next_c = lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b)
 expected_next_h = np.asarray([
     [ 0.24635157,  0.28610883,  0.32240467,  0.35525807,  0.38474904],
@@ -105,11 +106,11 @@ error = max(rel_error(expected_next_h, next_h.numpy()),
     "lstm_forward": (
         """
 N, D, H, T = 2, 5, 4, 3
-x = torch.linspace(-0.4, 0.6, steps=N*T*D, dtype=torch.float64).reshape(N, T, D)
-h0 = torch.linspace(-0.4, 0.8, steps=N*H, dtype=torch.float64).reshape(N, H)
-Wx = torch.linspace(-0.2, 0.9, steps=4*D*H, dtype=torch.float64).reshape(D, 4 * H)
-Wh = torch.linspace(-0.3, 0.6, steps=4*H*H, dtype=torch.float64).reshape(H, 4 * H)
-b = torch.linspace(0.2, 0.7, steps=4*H, dtype=torch.float64)
+x = torch.from_numpy(np.linspace(-0.4, 0.6, num=N*T*D).reshape(N, T, D))
+h0 = torch.from_numpy(np.linspace(-0.4, 0.8, num=N*H).reshape(N, H))
+Wx = torch.from_numpy(np.linspace(-0.2, 0.9, num=4*D*H).reshape(D, 4 * H))
+Wh = torch.from_numpy(np.linspace(-0.3, 0.6, num=4*H*H).reshape(H, 4 * H))
+b = torch.from_numpy(np.linspace(0.2, 0.7, num=4*H))
 h = lstm_forward(x, h0, Wx, Wh, b)
 expected_h = np.asarray([
  [[ 0.01764008,  0.01823233,  0.01882671,  0.0194232 ],
@@ -131,10 +132,10 @@ T = 13
 model = CaptioningRNN(word_to_idx, input_dim=D, wordvec_dim=W, hidden_dim=H,
                       cell_type='rnn', dtype=torch.float64)
 for k, v in model.params.items():
-    model.params[k] = torch.linspace(-1.4, 1.3, steps=v.numel(),
-                                     dtype=torch.float64).reshape(*v.shape)
-features = torch.linspace(-1.5, 0.3, steps=(N * D), dtype=torch.float64).reshape(N, D)
-captions = (torch.arange(N * T) % V).reshape(N, T)
+    model.params[k] = torch.from_numpy(
+        np.linspace(-1.4, 1.3, num=v.numel()).reshape(*v.shape))
+features = torch.from_numpy(np.linspace(-1.5, 0.3, num=(N * D)).reshape(N, D))
+captions = torch.from_numpy((np.arange(N * T) % V).reshape(N, T))
 loss = model.loss(features, captions).item()
 expected_loss = 9.83235591003
 error = abs(loss - expected_loss)
@@ -150,10 +151,10 @@ T = 13
 model = CaptioningRNN(word_to_idx, input_dim=D, wordvec_dim=W, hidden_dim=H,
                       cell_type='lstm', dtype=torch.float64)
 for k, v in model.params.items():
-    model.params[k] = torch.linspace(-1.4, 1.3, steps=v.numel(),
-                                     dtype=torch.float64).reshape(*v.shape)
-features = torch.linspace(-0.5, 1.7, steps=N*D, dtype=torch.float64).reshape(N, D)
-captions = (torch.arange(N * T) % V).reshape(N, T)
+    model.params[k] = torch.from_numpy(
+        np.linspace(-1.4, 1.3, num=v.numel()).reshape(*v.shape))
+features = torch.from_numpy(np.linspace(-0.5, 1.7, num=N*D).reshape(N, D))
+captions = torch.from_numpy((np.arange(N * T) % V).reshape(N, T))
 loss = model.loss(features, captions).item()
 expected_loss = 9.82445935443
 error = abs(loss - expected_loss)
