@@ -227,7 +227,7 @@ def test_both_sides_of_each_lstm_stage_compute_the_same_thing(monkeypatch):
     pytest.importorskip("torch")
     from xpnn.bench import sequence
 
-    shape = {"n": 3, "steps": 4, "dim": 5, "hidden": 5}  # D = H, as in the real row
+    shape = {"n": 3, "steps": 4, "dim": 7, "hidden": 5}
     monkeypatch.setattr(sequence, "LSTM_SHAPE", shape)
     host = sequence._lstm_arrays(np.random.default_rng(0), "float64", 4)
     forward, products = sequence._lstm_stages(lambda *a: list(a), host, "cpu")
@@ -241,7 +241,7 @@ def test_both_sides_of_each_lstm_stage_compute_the_same_thing(monkeypatch):
     assert ours[0].shape == (n * steps, 20)  # x Wx
     assert {p.shape for p in ours[1 : steps + 1]} == {(n, 20)}  # h Wh
     assert {p.shape for p in ours[steps + 1 : 2 * steps + 1]} == {(n, 5)}  # da Wh^T
-    assert [p.shape for p in ours[-3:]] == [(n * steps, 5), (5, 20), (5, 20)]  # dx dWx dWh
+    assert [p.shape for p in ours[-3:]] == [(n * steps, 7), (7, 20), (5, 20)]  # dx dWx dWh
     for a, b in zip(ours, theirs, strict=True):
         np.testing.assert_allclose(a, b.numpy(), rtol=1e-12)
 

@@ -71,16 +71,16 @@ def xpnn_lstm(x: Any, h0: Any, Wx: Any, Wh: Any, b: Any, dh: Any) -> Callable[[]
     return run
 
 
-def _lstm_products(x_rows: Any, h: Any, Wx: Any, Wh: Any, das_rows: Any) -> Any:
+def _lstm_products(x_rows: Any, h_rows: Any, Wx: Any, Wh: Any, das_rows: Any, n: int) -> list:
     """The matrix products of an LSTM's forward and backward pass, at its shapes: the input
     projection, ``h_{t-1} Wh`` and ``da_t Wh^T`` of every step, then ``dx``, ``dWx`` and
-    ``dWh`` over all steps (x_rows and das_rows hold the T*N rows of every step)."""
-    n = h.shape[0]
+    ``dWh`` over all steps (x_rows, h_rows and das_rows hold the T*N rows of every step,
+    n = N of them per step)."""
     steps = x_rows.shape[0] // n
-    products = [x_rows @ Wx] + [h @ Wh for _ in range(steps)]
+    products = [x_rows @ Wx]
+    products += [h_rows[t * n : (t + 1) * n] @ Wh for t in range(steps)]
     products += [das_rows[t * n : (t + 1) * n] @ Wh.mT for t in range(steps)]
-    # dx, dWx, and dWh (whose shapes are dWx's, as D = H here)
-    products += [das_rows @ Wx.mT, x_rows.mT @ das_rows, x_rows.mT @ das_rows]
+    products += [das_rows @ Wx.mT, x_rows.mT @ das_rows, h_rows.mT @ das_rows]
     return products
 
 
@@ -92,17 +92,17 @@ def _lstm_stages(arrays: Callable, host: dict[str, np.ndarray], device: Any) -> 
     rows = s["n"] * s["steps"]
     # the values do not change a matrix multiply's time: constants, quick to make
     products = [np.full(shape, 0.5, host["x"].dtype) for shape in (
-        (rows, s["dim"]), (s["n"], s["hidden"]), (s["dim"], 4 * s["hidden"]),
+        (rows, s["dim"]), (rows, s["hidden"]), (s["dim"], 4 * s["hidden"]),
         (s["hidden"], 4 * s["hidden"]), (rows, 4 * s["hidden"]))]  # fmt: skip
     forward_args = [host[k] for k in ("x", "h0", "Wx", "Wh", "b")]
     lstm = _torch_lstm(host, device, forward_only=True)
-    flops = 6 * 2 * rows * s["dim"] * 4 * s["hidden"] / 1e9
+    flops = 2 * rows * 4 * s["hidden"] * 3 * (s["dim"] + s["hidden"]) / 1e9
     return (
         Stage("forward", partial(lstm_forward, *arrays(*forward_args)), lstm),
         Stage(
             f"the matrix products alone, {flops:.1f} GFLOP",
-            partial(_lstm_products, *arrays(*products)),
-            partial(_lstm_products, *(torch.from_numpy(p).to(device) for p in products)),
+            partial(_lstm_products, *arrays(*products), s["n"]),
+            partial(_lstm_products, *(torch.from_numpy(p).to(device) for p in products), s["n"]),
         ),
     )
 
