@@ -242,7 +242,7 @@ def test_both_sides_of_each_lstm_stage_compute_the_same_thing(monkeypatch):
     assert {p.shape for p in ours[1 : steps + 1]} == {(n, 20)}  # h Wh
     assert {p.shape for p in ours[steps + 1 : 2 * steps + 1]} == {(n, 5)}  # da Wh^T
     assert [p.shape for p in ours[-3:]] == [(n * steps, 7), (7, 20), (5, 20)]  # dx dWx dWh
-    for a, b in zip(ours, theirs, strict=True):
+    for a, b in zip(ours, theirs, strict=True):  # the same operands reach both libraries
         np.testing.assert_allclose(a, b.numpy(), rtol=1e-12)
 
 

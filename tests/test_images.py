@@ -100,13 +100,36 @@ def test_image_from_url_reads_rgb_grey_and_transparent_images(server, rng, pil):
     pil.fromarray(rgba).save(www / "rgba.png")
     smooth = np.add.outer(np.arange(16), np.arange(16))[..., None] * np.array([8, 4, 2])
     pil.fromarray(smooth.astype(np.uint8)).save(www / "photo.jpg", quality=95)
-    np.testing.assert_array_equal(images.image_from_url(f"{base}/rgb.png"), rgb)
+    got = images.image_from_url(f"{base}/rgb.png")
+    np.testing.assert_array_equal(got, rgb)
+    got[0, 0] = 0  # a new, writable array, as imageio gave
+    assert requests == ["/rgb.png"]
+    requests.clear()
     np.testing.assert_array_equal(images.image_from_url(f"{base}/grey.png"), grey)
     np.testing.assert_array_equal(images.image_from_url(f"{base}/rgba.png"), rgba[..., :3])
     jpeg = images.image_from_url(f"{base}/photo.jpg")
     assert jpeg.dtype == np.uint8 and jpeg.shape == (16, 16, 3)
     assert np.abs(jpeg.astype(int) - smooth).max() <= 8  # lossy, but the same picture
-    assert requests == ["/rgb.png", "/grey.png", "/rgba.png", "/photo.jpg"]
+    assert requests == ["/grey.png", "/rgba.png", "/photo.jpg"]
+
+
+def test_image_from_url_gives_rgb_for_palette_and_cmyk_and_keeps_16_bit_grey(server, rng, pil):
+    www, base, _ = server
+    rgb = _pixels(rng, (4, 5, 3))
+    pil.fromarray(rgb).quantize(colors=256).save(www / "palette.png")
+    palette = pil.open(www / "palette.png")
+    want = np.asarray(palette.convert("RGB"))  # the colours the palette indexes
+    assert palette.mode == "P" and not np.array_equal(np.asarray(palette), want[..., 0])
+    np.testing.assert_array_equal(images.image_from_url(f"{base}/palette.png"), want)
+    pil.fromarray(rgb).convert("CMYK").save(www / "cmyk.jpg", quality=100)
+    cmyk = images.image_from_url(f"{base}/cmyk.jpg")
+    assert cmyk.shape == (4, 5, 3) and cmyk.dtype == np.uint8
+    assert np.abs(cmyk.astype(int) - rgb).mean() < 12
+    deep = rng.integers(0, 65536, (3, 4)).astype(np.uint16)
+    pil.fromarray(deep).save(www / "deep.png")
+    got = images.image_from_url(f"{base}/deep.png")
+    assert got.dtype == np.uint16 and got.dtype.isnative
+    np.testing.assert_array_equal(got, deep)
 
 
 def test_image_from_url_gives_none_and_says_why(server, capsys, pil):
@@ -116,10 +139,20 @@ def test_image_from_url_gives_none_and_says_why(server, capsys, pil):
     out = capsys.readouterr().out
     assert out.startswith("URL Error: ") and "ot found" in out and f"{base}/gone.jpg" in out
     assert images.image_from_url(f"{base}/notes.txt") is None
-    out = capsys.readouterr().out
-    assert out.startswith("Error loading image from URL: ") and f"{base}/notes.txt" in out
+    out = capsys.readouterr().out.strip()
+    assert out == f"Error loading image from URL:  no image Pillow can read {base}/notes.txt"
     assert images.image_from_url("no-scheme") is None
     assert "unknown url type" in capsys.readouterr().out
+
+
+def test_every_pillow_mode_comes_back_as_grey_or_rgb_pixels(pil):
+    """Modes a decoder may give (premultiplied alpha, palette with alpha, other colour
+    spaces): grey or RGB, new and writable."""
+    for mode, shape in (("La", (2, 3)), ("PA", (2, 3, 3)), ("LAB", (2, 3, 3)),
+                        ("HSV", (2, 3, 3)), ("YCbCr", (2, 3, 3)), ("RGBa", (2, 3, 3)),
+                        ("1", (2, 3)), ("I;16B", (2, 3))):  # fmt: skip
+        pixels = images._pixels(pil.new(mode, (3, 2)))
+        assert pixels.shape == shape and pixels.flags.writeable and pixels.dtype.isnative, mode
 
 
 def test_load_image_scales_the_short_side_to_size(tmp_path, rng, pil):
@@ -130,8 +163,10 @@ def test_load_image_scales_the_short_side_to_size(tmp_path, rng, pil):
     twice = lambda a: np.repeat(np.repeat(a, 2, axis=0), 2, axis=1)  # noqa: E731
     np.testing.assert_array_equal(images.load_image(tmp_path / "tall.png", size=4), twice(tall))
     np.testing.assert_array_equal(images.load_image(str(tmp_path / "wide.png"), 4), twice(wide))
-    assert images.load_image(tmp_path / "wide.png", size=1).shape == (1, 2)  # 1.5 rounds to 2
-    for size in (0, 2.5, True):
+    assert images.load_image(tmp_path / "wide.png", size=1).shape == (1, 2)  # 1.5: half up
+    np.testing.assert_array_equal(images.load_image(tmp_path / "wide.png", np.int64(4)),
+                                  twice(wide))  # fmt: skip
+    for size in (0, -3, 2.5, True, "4"):
         with pytest.raises(ValueError, match="size must be a positive integer or None"):
             images.load_image(tmp_path / "wide.png", size=size)
 

@@ -282,6 +282,12 @@ def test_bad_input_names_the_argument(bk):
         R.rnn_forward(x, bk.asarray(np.zeros((2, 5))), Wx, Wh, b)
     with pytest.raises(ValueError, match=r"x must be a 3-d array \(N, T, D\)"):
         R.rnn_forward(x[:, 0, ...], h0, Wx, Wh, b)
+    empty = r"x must hold at least one time step \(T >= 1\); got shape \(3, 0, 4\)"
+    with pytest.raises(ValueError, match=empty):  # as torch.nn.RNN refuses it
+        R.rnn_forward(x[:, :0, ...], h0, Wx, Wh, b)
+    W4, U4, b4 = (bk.asarray(np.zeros(s)) for s in ((4, 20), (5, 20), (20,)))
+    with pytest.raises(ValueError, match=empty):  # the NumPy path would return empty arrays
+        R.lstm_forward(x[:, :0, ...], h0, W4, U4, b4)
     lstm_wx = r"Wx must have shape \(4, 20\) \(\(D, 4H\)\); got \(4, 5\)"
     with pytest.raises(ValueError, match=lstm_wx):
         R.lstm_forward(x, h0, Wx, Wh, b)

@@ -2,8 +2,8 @@
 
 Convolution (below), the time loop of the recurrent layers (:func:`scan`: ``jax.lax.scan``
 on JAX), the scatter-add of the embedding's backward pass (:func:`scatter_add_rows`), and
-the LSTM's time loop on NumPy with every pass written in place into its outputs
-(:func:`lstm_sequence` and :func:`lstm_sequence_backward`).
+the LSTM's forward and backward passes on NumPy with every pass written in place into
+their outputs (:func:`lstm_sequence` and :func:`lstm_sequence_backward`).
 
 The array API standard has no convolution, so :func:`xpnn.conv_forward_fast` builds one
 from strided slices and a matrix multiply (im2col), which runs everywhere. Where the

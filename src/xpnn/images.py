@@ -8,21 +8,24 @@ normalised input of an ImageNet network (``SQUEEZENET_MEAN`` and ``SQUEEZENET_ST
 ``xpnn.cs231n.image_utils`` gives them under the assignment's module name.
 
 Reading images needs Pillow (``pip install pillow``; matplotlib, which the notebooks use,
-depends on it). Images are NumPy arrays of ``uint8`` pixels, ``(H, W, 3)``, or ``(H, W)``
-for a grey image, as the assignment's ``imageio`` gave them; :func:`blur_image` works on
-batches of any backend.
+depends on it). Images come back as new, writable NumPy arrays, as the assignment's
+``imageio`` gave them: ``uint8`` pixels ``(H, W, 3)``, or ``(H, W)`` for a grey image; a
+16-bit, 32-bit or float grey image keeps its values (``uint16``, ``int32``, ``float32``),
+and Pillow reads 16-bit colour as 8-bit. :func:`blur_image` works on batches of any
+backend.
 
 Differences from the assignment: :func:`image_from_url` reads in memory (no temporary
-file), verifies HTTPS certificates and gives RGB pixels for palette and CMYK images;
-:func:`load_image` resizes to ``size`` on the short side with the other side in
-proportion (the assignment's swapped height and width for images that are not square,
-as its own comment notes).
+file), drops an alpha channel (``imageio`` returned ``(H, W, 4)``) and gives RGB pixels
+for palette and CMYK images; :func:`load_image` resizes to ``size`` on the short side with
+the other side in proportion (the assignment's swapped height and width for images that
+are not square, as its own comment notes).
 """
 
 from __future__ import annotations
 
 import http.client
 import io
+import operator
 import os
 import urllib.error
 import urllib.request
@@ -119,14 +122,14 @@ def _pil() -> Any:
 
 
 def _pixels(image: Any) -> np.ndarray:
-    """A Pillow image as pixels: RGB ``(H, W, 3)``, or ``(H, W)`` when grey, ``uint8``
-    (a 16-bit, 32-bit or float grey image keeps its values and dtype); transparency is
-    dropped."""
-    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-        return np.asarray(image)
-    if image.mode in ("1", "L", "LA"):
-        return np.asarray(image.convert("L"))
-    return np.asarray(image.convert("RGB"))
+    """A Pillow image as a new array: RGB ``(H, W, 3)``, or ``(H, W)`` when grey, ``uint8``
+    (a 16-bit, 32-bit or float grey image keeps its values); transparency is dropped."""
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        values = np.asarray(image)
+        return values.astype(values.dtype.newbyteorder("="))  # a copy, in native order
+    if image.mode == "La":  # grey with premultiplied alpha: Pillow converts it via LA
+        image = image.convert("LA")
+    return np.array(image.convert("L" if image.mode in ("1", "L", "LA") else "RGB"))
 
 
 def image_from_url(url: str) -> np.ndarray | None:
@@ -135,7 +138,8 @@ def image_from_url(url: str) -> np.ndarray | None:
     Returns
     -------
     numpy.ndarray or None
-        ``uint8`` pixels ``(H, W, 3)``, or ``(H, W)`` for a grey image. ``None`` when the
+        A new array: ``uint8`` pixels ``(H, W, 3)``, or ``(H, W)`` for a grey image (see
+        the module's notes on 16-bit and float images). ``None`` when the
         URL cannot be read or holds no image, with a line saying why printed, as the
         assignment does: many of COCO's Flickr URLs are gone, and the notebooks skip an
         image that is ``None``.
@@ -151,7 +155,10 @@ def image_from_url(url: str) -> np.ndarray | None:
         with Image.open(io.BytesIO(data)) as image:
             return _pixels(image)
     except (OSError, ValueError, Image.DecompressionBombError) as err:
-        print("Error loading image from URL: ", err, url)
+        reason = (
+            "no image Pillow can read" if isinstance(err, Image.UnidentifiedImageError) else err
+        )
+        print("Error loading image from URL: ", reason, url)
         return None
 
 
@@ -163,20 +170,27 @@ def load_image(filename: str | os.PathLike, size: int | None = None) -> np.ndarr
     filename : str or path
     size : int, optional
         The length of the image's shorter side after resizing (nearest neighbour, the
-        longer side in proportion). None keeps the image as it is.
+        longer side in proportion, rounded half up). None keeps the image as it is.
 
     Returns
     -------
     numpy.ndarray
-        ``(H, W, 3)``, or ``(H, W)`` for a grey image.
+        A new array, as :func:`image_from_url` gives: ``(H, W, 3)``, or ``(H, W)`` for a
+        grey image.
     """
-    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
-        raise ValueError(f"size must be a positive integer or None, got {size!r}")
+    if size is not None:
+        try:
+            length = operator.index(size) if not isinstance(size, bool) else 0
+        except TypeError:
+            length = 0
+        if length < 1:
+            raise ValueError(f"size must be a positive integer or None, got {size!r}")
+        size = length
     Image = _pil()
     with Image.open(filename) as image:
         if size is not None:
             short, long = sorted(image.size)
-            other = max(1, round(long * size / short))
+            other = max(1, int(long * size / short + 0.5))
             width, height = (size, other) if image.width <= image.height else (other, size)
             image = image.resize((width, height), resample=Image.NEAREST)
         return _pixels(image)

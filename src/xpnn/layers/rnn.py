@@ -46,6 +46,9 @@ def _check(x: Any, h: Any, Wx: Any, Wh: Any, b: Any, gates: int, *, sequence: bo
     """Shapes of a recurrent layer's arguments; returns ``(N, D, H)``."""
     if sequence:
         require_ndim("x", x, 3, "(N, T, D)")
+        if x.shape[1] < 1:
+            raise ValueError(f"x must hold at least one time step (T >= 1); got shape "
+                             f"{tuple(x.shape)}")  # fmt: skip
     else:
         require_ndim("x", x, 2, "(N, D)")
     n, d = x.shape[0], x.shape[-1]
