@@ -220,11 +220,12 @@ def fetch_and_install(
     nothing; another run that installed the same folder first is not an error.
     """
     target = directory / name
-    if not missing(target):
+    absent = missing(target)
+    if not absent:
         return target
     if target.exists():
         raise FileExistsError(
-            f"{target} exists but lacks {', '.join(missing(target))}; it was left as it is: "
+            f"{target} exists but lacks {', '.join(absent)}; it was left as it is: "
             f"remove it and run again to download {what}"
         )
     directory.mkdir(parents=True, exist_ok=True)
