@@ -38,6 +38,26 @@ __all__ = ["CaptioningRNN"]
 CELLS = {"rnn": 1, "lstm": 4}
 
 
+def parameter_draws(
+    vocabulary: int, input_dim: int, wordvec_dim: int, hidden_dim: int, cell_type: str
+) -> list[tuple[str, tuple[int, ...], float | None]]:
+    """A captioning model's parameters in the assignment's order of draws (a published
+    seeded run depends on it), the same in both editions: ``(name, shape, divisor)``, each
+    weight a standard normal draw divided by ``divisor``, each bias (``divisor`` None)
+    zeros."""
+    gates = CELLS[cell_type] * hidden_dim
+    return [
+        ("W_embed", (vocabulary, wordvec_dim), 100),
+        ("W_proj", (input_dim, hidden_dim), math.sqrt(input_dim)),
+        ("b_proj", (hidden_dim,), None),
+        ("Wx", (wordvec_dim, gates), math.sqrt(wordvec_dim)),
+        ("Wh", (hidden_dim, gates), math.sqrt(hidden_dim)),
+        ("b", (gates,), None),
+        ("W_vocab", (hidden_dim, vocabulary), math.sqrt(hidden_dim)),
+        ("b_vocab", (vocabulary,), None),
+    ]
+
+
 def check_arguments(
     word_to_idx: Any, cell_type: Any, input_dim: Any, wordvec_dim: Any, hidden_dim: Any
 ) -> tuple[int, int, int]:
@@ -114,16 +134,12 @@ class CaptioningRNN(Classifier):
         self._end = word_to_idx.get("<END>")
         self.reg = 0.0
         rng = weight_rng(seed)
-        gates = CELLS[cell_type] * hidden_dim
-        # The assignment's order of draws and scales (a published seeded run depends on it).
-        params = {"W_embed": rng.randn(vocabulary, wordvec_dim) / 100}
-        params["W_proj"] = rng.randn(input_dim, hidden_dim) / math.sqrt(input_dim)
-        params["b_proj"] = host_zeros(hidden_dim)
-        params["Wx"] = rng.randn(wordvec_dim, gates) / math.sqrt(wordvec_dim)
-        params["Wh"] = rng.randn(hidden_dim, gates) / math.sqrt(hidden_dim)
-        params["b"] = host_zeros(gates)
-        params["W_vocab"] = rng.randn(hidden_dim, vocabulary) / math.sqrt(hidden_dim)
-        params["b_vocab"] = host_zeros(vocabulary)
+        params = {
+            name: host_zeros(*shape) if divisor is None else rng.randn(*shape) / divisor
+            for name, shape, divisor in parameter_draws(
+                vocabulary, input_dim, wordvec_dim, hidden_dim, cell_type
+            )
+        }
         self._place(params, dtype, backend, device)
 
     # --------------------------------------------------------------- training

@@ -12,14 +12,13 @@ re-export them under the edition's module names.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 import torch
 
 from .._params import count
-from ..classifiers.rnn import CELLS, check_arguments
+from ..classifiers.rnn import check_arguments, parameter_draws
 from ..coco import sample_coco_minibatch
 from . import functional as XF
 
@@ -137,16 +136,10 @@ class CaptioningRNN:
         self._null = word_to_idx["<NULL>"]
         self._start = word_to_idx.get("<START>")
         self._end = word_to_idx.get("<END>")
-        vocabulary, gates = len(word_to_idx), CELLS[cell_type] * hidden_dim
+        plan = parameter_draws(len(word_to_idx), input_dim, wordvec_dim, hidden_dim, cell_type)
         draws = {
-            "W_embed": torch.randn(vocabulary, wordvec_dim) / 100,
-            "W_proj": torch.randn(input_dim, hidden_dim) / math.sqrt(input_dim),
-            "b_proj": torch.zeros(hidden_dim),
-            "Wx": torch.randn(wordvec_dim, gates) / math.sqrt(wordvec_dim),
-            "Wh": torch.randn(hidden_dim, gates) / math.sqrt(hidden_dim),
-            "b": torch.zeros(gates),
-            "W_vocab": torch.randn(hidden_dim, vocabulary) / math.sqrt(hidden_dim),
-            "b_vocab": torch.zeros(vocabulary),
+            name: torch.zeros(shape) if divisor is None else torch.randn(shape) / divisor
+            for name, shape, divisor in plan
         }
         self.params = {k: v.to(device=device, dtype=dtype) for k, v in draws.items()}
 
