@@ -35,7 +35,7 @@ import numpy as np
 from . import _download
 from ._backend import to_numpy
 from ._params import count
-from .data import DATA_DIR_ENV, default_data_dir, load_digits
+from .data import dataset_search_places, default_data_dir, load_digits
 
 __all__ = [
     "COCO_URL",
@@ -52,7 +52,6 @@ __all__ = [
 COCO_URL = "http://cs231n.stanford.edu/coco_captioning.zip"
 
 _DIRNAME = "coco_captioning"
-_ASSIGNMENT = Path("cs231n", "datasets", _DIRNAME)
 _CAPTIONS = "coco2014_captions.h5"
 _VOCABULARY = "coco2014_vocab.json"
 _FEATURES = {
@@ -79,10 +78,7 @@ def coco_search_path() -> list[Path]:
         ``~/.cache/xpnn/coco_captioning`` (when the variable is not set); absolute, without
         duplicates.
     """
-    assignment = Path(os.path.abspath(_ASSIGNMENT))
-    default = Path(os.path.abspath(default_data_dir() / _DIRNAME))
-    places = [default, assignment] if os.environ.get(DATA_DIR_ENV) else [assignment, default]
-    return list(dict.fromkeys(places))
+    return [path for path, _ in dataset_search_places(_DIRNAME)]
 
 
 def _missing(base_dir: Path, pca_features: bool) -> list[str]:

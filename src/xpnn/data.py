@@ -59,7 +59,6 @@ _CIFAR10_DIRNAME = "cifar-10-batches-py"
 #: The CS231n assignment's CIFAR-10 folder, relative to the current directory: its
 #: ``cs231n/datasets/get_datasets.sh`` unpacks the archive there, and its ``data_utils``
 #: reads it from there (the notebooks run in the assignment's top folder).
-_ASSIGNMENT_CIFAR10 = Path("cs231n", "datasets", _CIFAR10_DIRNAME)
 _TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 _TEST_FILE = "test_batch"
 _CIFAR10_FILES = (*_TRAIN_FILES, _TEST_FILE)
@@ -115,8 +114,17 @@ def cifar10_search_path() -> list[Path]:
 
 def _cifar10_places() -> list[tuple[Path, str]]:
     """:func:`cifar10_search_path`, each directory with what it is (for messages)."""
-    assignment = (_absolute(_ASSIGNMENT_CIFAR10), "the CS231n assignment's folder")
-    default = _absolute(default_data_dir() / _CIFAR10_DIRNAME)
+    return dataset_search_places(_CIFAR10_DIRNAME)
+
+
+def dataset_search_places(dirname: str) -> list[tuple[Path, str]]:
+    """Where a dataset's folder ``dirname`` is looked for, in order, each with what it is
+    (for messages): ``$XPNN_DATA_DIR/dirname`` when the variable is set, the assignment's
+    ``cs231n/datasets/dirname`` under the current directory, and ``~/.cache/xpnn/dirname``
+    when the variable is not set; absolute, without duplicates (CIFAR-10's and COCO's
+    search)."""
+    assignment = (_absolute(Path("cs231n", "datasets", dirname)), "the CS231n assignment's folder")
+    default = _absolute(default_data_dir() / dirname)
     if os.environ.get(DATA_DIR_ENV):
         places = [(default, f"${DATA_DIR_ENV}"), assignment]
     else:
